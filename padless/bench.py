@@ -1,0 +1,150 @@
+"""Throughput comparison of batching strategies: plain-PyTorch baselines and padless, side by side.
+
+Owns: the baseline training epochs (pad to global max, packed, sorted buckets, equal-length ceiling),
+the padless epoch, and :func:`measure` (interleaved repeats, medians). Used by ``padless demo``,
+``padless bench`` and ``benchmarks/run.py`` (which writes ``benchmarks/RESULTS.md``).
+
+Does not own: data sets or report files.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from padless.data import RaggedArray
+from padless.layers import LSTM, Dense
+from padless.nn.sequential import Sequential
+
+__all__ = ["make_torch_variant", "make_padless_variant", "measure", "LABELS", "B", "H"]
+
+B, H = 32, 100
+
+
+class TorchNet(nn.Module):
+    def __init__(self, F: int, K: int) -> None:
+        super().__init__()
+        self.l1, self.l2, self.fc = nn.LSTM(F, H, batch_first=True), nn.LSTM(H, H, batch_first=True), nn.Linear(H, K)
+
+
+def _opt(params: Any) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(params, lr=1e-3, alpha=0.9, eps=1e-7)
+
+
+def make_torch_variant(kind: str, xs: list[np.ndarray], y: np.ndarray, K: int, seed: int) -> Callable[[], int]:
+    """Return a function running one epoch of baseline ``kind``; it returns the real steps trained."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    F = xs[0].shape[1]
+    net = TorchNet(F, K)
+    opt = _opt(net.parameters())
+    lossf = nn.CrossEntropyLoss()
+    lengths = np.array([len(s) for s in xs])
+    yt = torch.as_tensor(y, dtype=torch.int64)
+    tx = [torch.as_tensor(s, dtype=torch.float32) for s in xs]
+    if kind == "e":
+        T = int(round(lengths.mean()))
+        N = int(lengths.sum() // T)
+        X = torch.randn(N, T, F)
+        Y = torch.randint(0, K, (N,))
+
+        def epoch() -> int:
+            perm = rng.permutation(N)
+            for a in range(0, N, B):
+                bi = torch.as_tensor(perm[a : a + B])
+                o, _ = net.l1(X[bi])
+                _, (h, _) = net.l2(o)
+                loss = lossf(net.fc(h[-1]), Y[bi])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            return N * T
+
+        return epoch
+    if kind == "b":
+        Tmax = int(lengths.max())
+        Xp = nn.utils.rnn.pad_sequence(tx, batch_first=True)  # (N, Tmax, F)
+
+    def epoch() -> int:
+        n = len(xs)
+        if kind == "d":
+            order = np.argsort(lengths, kind="stable")
+            batches = [order[a : a + B] for a in range(0, n, B)]
+            rng.shuffle(batches)
+        else:
+            perm = rng.permutation(n)
+            batches = [perm[a : a + B] for a in range(0, n, B)]
+        for bi in batches:
+            lens = torch.as_tensor(lengths[bi])
+            if kind == "b":
+                x = Xp[torch.as_tensor(bi)]
+            else:
+                x = nn.utils.rnn.pad_sequence([tx[i] for i in bi], batch_first=True)
+            if kind == "c":
+                p = nn.utils.rnn.pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
+                o, _ = net.l1(p)
+                _, (h, _) = net.l2(o)
+                last = h[-1]
+            else:
+                o, _ = net.l1(x)
+                o, _ = net.l2(o)
+                last = o[torch.arange(len(bi)), lens - 1]
+            loss = lossf(net.fc(last), yt[torch.as_tensor(bi)])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return int(lengths.sum())
+
+    return epoch
+
+
+def make_padless_variant(xs: list[np.ndarray], y: np.ndarray, K: int, seed: int, **fit_kw: Any) -> Callable[[], int]:
+    torch.manual_seed(seed)
+    F = xs[0].shape[1]
+    model = Sequential([LSTM(H, return_sequences=True, input_shape=(None, F)), LSTM(H), Dense(K, activation="softmax")])
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    ra = RaggedArray.from_list(xs)
+    state = {"epoch": 0}
+
+    def epoch() -> int:
+        model.fit(ra, y, batch_size=B, epochs=state["epoch"] + 1, initial_epoch=state["epoch"], verbose=0,
+                  seed=seed, **fit_kw)
+        state["epoch"] += 1
+        return ra.total_steps
+
+    return epoch
+
+
+def measure(variants: dict[str, Callable[[], int]], repeats: int) -> dict[str, dict[str, Any]]:
+    """Interleaved: warm-up epoch of each, then ``repeats`` rounds of one epoch of each."""
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    steps: dict[str, int] = {}
+    for k, f in variants.items():
+        t = time.perf_counter()
+        steps[k] = f()
+        times[k].append(time.perf_counter() - t)
+    for _ in range(repeats):
+        for k, f in variants.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    out = {}
+    for k in variants:
+        med = statistics.median(times[k][1:])
+        out[k] = {"warmup_s": times[k][0], "epochs_s": times[k][1:], "median_s": med, "real_steps": steps[k],
+                  "steps_per_s": steps[k] / med}
+    return out
+
+
+LABELS = {
+    "b": "plain torch: pad to global max, random batches",
+    "c": "plain torch: random batches + pack_padded_sequence",
+    "d": "plain torch: sorted buckets, padded (gather)",
+    "e": "plain torch: equal-length ceiling",
+    "P": "**padless fit (defaults)**",
+}
