@@ -10,10 +10,11 @@ measurement. Variants (the anchors of ``shared/anchors/RESULTS.md``, reproduced 
   P  padless ``model.fit(x, y, batch_size=32, epochs=1)`` with default settings
 
 Every variant keeps its own model; the repeats are interleaved (rep 1 of every variant, then rep 2, ...)
-so slow phases of the machine hit all variants alike. Reported: median epoch seconds over the timed
-repeats (after one warm-up epoch), useful steps/s = real steps / median, and ratios to the ceiling.
+so slow phases of the machine hit all variants alike. Each data set is measured twice, in two child
+processes: with glibc's default allocator settings, and with ``padless.runtime.tune_allocator()``
+(what the ``padless`` command line applies) - every variant of a child runs under the same setting.
 
-Usage: ``python benchmarks/run.py [--repeats 5] [--quick] [--out benchmarks/RESULTS.md]``.
+Usage: ``python benchmarks/run.py [--repeats-plaid 3] [--repeats-jv 20] [--quick] [--out benchmarks/RESULTS.md]``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,69 +38,111 @@ import padless  # noqa: E402
 import padless.datasets  # noqa: E402
 from padless.bench import LABELS, make_padless_variant, make_torch_variant, measure  # noqa: E402
 
+DATASETS = {"plaid100": "PLAID lengths, 100 features", "jv": "JapaneseVowels, 12 features"}
 
-def data_sets(quick: bool) -> dict[str, tuple[list[np.ndarray], np.ndarray, int]]:
-    (x, y), _ = padless.datasets.load("japanese_vowels")
-    jv = ([np.asarray(s, dtype=np.float32) for s in x.to_list()], np.asarray(y), 9)
-    (px, py), _ = padless.datasets.load("plaid")
-    rng = np.random.default_rng(0)
-    plaid100 = ([rng.standard_normal((int(t), 100)).astype(np.float32) for t in px.lengths], np.asarray(py), 11)
+
+def load(name: str, quick: bool) -> tuple[list[np.ndarray], np.ndarray, int]:
+    if name == "jv":
+        (x, y), _ = padless.datasets.load("japanese_vowels")
+        xs, yy, K = [np.asarray(s, dtype=np.float32) for s in x.to_list()], np.asarray(y), 9
+    else:
+        (px, py), _ = padless.datasets.load("plaid")
+        rng = np.random.default_rng(0)
+        xs = [rng.standard_normal((int(t), 100)).astype(np.float32) for t in px.lengths]
+        yy, K = np.asarray(py), 11
     if quick:
-        plaid100 = (plaid100[0][:64], plaid100[1][:64], 11)
-        jv = (jv[0][:64], jv[1][:64], 9)
-    return {"PLAID lengths, 100 features": plaid100, "JapaneseVowels, 12 features": jv}
+        xs, yy = xs[:64], yy[:64]
+    return xs, yy, K
+
+
+def child(name: str, variants: str, repeats: int, tuned: bool, quick: bool, threads: int) -> dict[str, Any]:
+    """Measure one data set in this process."""
+    torch.set_num_threads(threads)
+    if tuned:
+        from padless.runtime import tune_allocator
+
+        if not tune_allocator():
+            return {"skipped": "allocator tuning not available on this platform"}
+    xs, y, K = load(name, quick)
+    vs: dict[str, Callable[[], int]] = {}
+    for k in variants:
+        vs[k] = make_padless_variant(xs, y, K, 0) if k == "P" else make_torch_variant(k, xs, y, K, 0)
+    return measure(vs, repeats)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats-plaid", type=int, default=3)
+    ap.add_argument("--repeats-jv", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=None, help="same number of repeats for every data set")
     ap.add_argument("--quick", action="store_true", help="tiny subsets, 1 repeat: a smoke test, not a measurement")
     ap.add_argument("--variants", default="bcdeP")
+    ap.add_argument("--allocator", default="both", choices=["default", "tuned", "both"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    repeats = 1 if a.quick else a.repeats
-    results: dict[str, Any] = {}
-    for name, (xs, y, K) in data_sets(a.quick).items():
-        vs: dict[str, Callable[[], int]] = {}
-        for k in a.variants:
-            vs[k] = make_padless_variant(xs, y, K, 0) if k == "P" else make_torch_variant(k, xs, y, K, 0)
-        print(f"== {name}: {len(xs)} sequences, {sum(len(s) for s in xs)} real steps", flush=True)
-        res = measure(vs, repeats)
-        for k, r in res.items():
-            print(f"  {k}: median {r['median_s']:.3f}s  {r['steps_per_s']:,.0f} steps/s  epochs {np.round(r['epochs_s'], 3).tolist()}",
-                  flush=True)
-        results[name] = res
-    text = report(results, repeats, a)
+    if a.child:
+        name, tuned = a.child.split(":")
+        reps = a.repeats or (a.repeats_plaid if name == "plaid100" else a.repeats_jv)
+        res = child(name, a.variants, 1 if a.quick else reps, tuned == "1", a.quick, a.threads)
+        print("@@RESULT@@" + json.dumps(res))
+        return 0
+    modes = {"default": ["0"], "tuned": ["1"], "both": ["0", "1"]}[a.allocator]
+    results: dict[str, dict[str, Any]] = {}
+    for name in DATASETS:
+        for tuned in modes:
+            cmd = [sys.executable, __file__, "--child", f"{name}:{tuned}", "--variants", a.variants,
+                   "--threads", str(a.threads), "--repeats-plaid", str(a.repeats_plaid), "--repeats-jv", str(a.repeats_jv)]
+            if a.repeats:
+                cmd += ["--repeats", str(a.repeats)]
+            if a.quick:
+                cmd.append("--quick")
+            print(f"== {DATASETS[name]} (allocator {'tuned' if tuned == '1' else 'default'})", flush=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@RESULT@@")]
+            if proc.returncode != 0 or not line:
+                print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+                return 1
+            res = json.loads(line[0][len("@@RESULT@@"):])
+            results[f"{name}:{tuned}"] = res
+            for k, r in res.items():
+                if isinstance(r, dict):
+                    print(f"  {k}: median {r['median_s']:.3f}s  {r['steps_per_s']:,.0f} steps/s", flush=True)
+    text = report(results, a)
     if not a.quick:
         Path(a.out).write_text(text)
+        Path(a.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
         print(f"wrote {a.out}")
-    if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=1))
     print(text)
     return 0
 
 
-def report(results: dict[str, Any], repeats: int, a: argparse.Namespace) -> str:
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {a.threads} threads"
+def report(results: dict[str, Any], a: argparse.Namespace) -> str:
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores), {a.threads} threads"
     lines = [
         "# Benchmark: 2 x LSTM(100) + Dense, batch 32, one training epoch",
         "",
-        f"Generated by `python benchmarks/run.py --repeats {repeats}` on {platform.node() or 'this machine'} "
-        f"({dev}; torch {torch.__version__}, python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}).",
-        "Median epoch time over the timed repeats (one warm-up epoch excluded), repeats interleaved across variants.",
-        "Useful steps/s = real (unpadded) timesteps trained per second. Ratios are to the equal-length ceiling (e) "
-        "measured in the same run.",
+        f"`python benchmarks/run.py` on {dev}; torch {torch.__version__}, python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}. Repeats: PLAID {a.repeats or a.repeats_plaid}, JapaneseVowels "
+        f"{a.repeats or a.repeats_jv} (median epoch time, one warm-up epoch excluded, repeats interleaved across "
+        "variants). Useful steps/s = real (unpadded) timesteps trained per second. *x ceiling* = ratio to the "
+        "equal-length ceiling (e) measured in the same process, i.e. under the same allocator setting.",
         "",
     ]
-    for name, res in results.items():
+    for key, res in results.items():
+        name, tuned = key.split(":")
+        alloc = "tuned allocator (`padless.runtime.tune_allocator()`, applied to every variant)" if tuned == "1" \
+            else "default glibc allocator"
+        lines += [f"## {DATASETS[name]} - {alloc}", ""]
+        if "skipped" in res:
+            lines += [f"skipped: {res['skipped']}", ""]
+            continue
         ceil = res.get("e", {}).get("steps_per_s")
-        lines += [f"## {name}", "", "| variant | median epoch s | epochs (s) | useful steps/s | x ceiling |", "|---|---|---|---|---|"]
+        lines += ["| variant | median epoch s | epochs (s) | useful steps/s | x ceiling |", "|---|---|---|---|---|"]
         for k, r in res.items():
             ratio = f"{r['steps_per_s'] / ceil:.3f}" if ceil else "-"
-            eps = ", ".join(f"{t:.3f}" for t in r["epochs_s"])
+            eps = ", ".join(f"{t:.3f}" for t in r["epochs_s"][:8]) + (" ..." if len(r["epochs_s"]) > 8 else "")
             lines.append(f"| {k}: {LABELS.get(k, k)} | {r['median_s']:.3f} | {eps} | {r['steps_per_s']:,.0f} | {ratio} |")
         lines.append("")
     return "\n".join(lines)

@@ -346,6 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from padless.errors import PadlessError
 
+    if os.environ.get("PADLESS_TUNE_MALLOC", "1") != "0":
+        from padless.runtime import tune_allocator
+
+        tune_allocator()  # this process is ours: keep freed tensor memory for reuse (see padless.runtime)
     try:
         return int(a.func(a) or 0)
     except (CliError, PadlessError, FileNotFoundError, PermissionError) as e:

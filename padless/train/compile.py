@@ -28,13 +28,16 @@ def _suggest(name: str, valid: Sequence[str], what: str) -> ConfigError:
     return ConfigError(f"unknown {what} {name!r}.{hint} Valid names: {', '.join(sorted(valid))}")
 
 
-# Keras defaults: RMSprop(lr=1e-3, rho=0.9, eps=1e-7), Adam(lr=1e-3, eps=1e-7), SGD(lr=0.01)
+# Keras defaults: RMSprop(lr=1e-3, rho=0.9, eps=1e-7), Adam(lr=1e-3, eps=1e-7), SGD(lr=0.01).
+# foreach=True: one multi-tensor update instead of a Python loop over parameters (same numbers, faster on
+# CPU for small recurrent models; PyTorch turns it on by default only on CUDA).
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "rmsprop": lambda p, lr=1e-3, **kw: torch.optim.RMSprop(p, lr=lr, alpha=kw.pop("rho", 0.9), eps=kw.pop("epsilon", 1e-7), **kw),
-    "adam": lambda p, lr=1e-3, **kw: torch.optim.Adam(p, lr=lr, eps=kw.pop("epsilon", 1e-7), **kw),
-    "adamw": lambda p, lr=1e-3, **kw: torch.optim.AdamW(p, lr=lr, eps=kw.pop("epsilon", 1e-7), **kw),
-    "sgd": lambda p, lr=0.01, **kw: torch.optim.SGD(p, lr=lr, **kw),
-    "adagrad": lambda p, lr=1e-3, **kw: torch.optim.Adagrad(p, lr=lr, **kw),
+    "rmsprop": lambda p, lr=1e-3, **kw: torch.optim.RMSprop(
+        p, lr=lr, alpha=kw.pop("rho", 0.9), eps=kw.pop("epsilon", 1e-7), **{"foreach": True, **kw}),
+    "adam": lambda p, lr=1e-3, **kw: torch.optim.Adam(p, lr=lr, eps=kw.pop("epsilon", 1e-7), **{"foreach": True, **kw}),
+    "adamw": lambda p, lr=1e-3, **kw: torch.optim.AdamW(p, lr=lr, eps=kw.pop("epsilon", 1e-7), **{"foreach": True, **kw}),
+    "sgd": lambda p, lr=0.01, **kw: torch.optim.SGD(p, lr=lr, **{"foreach": True, **kw}),
+    "adagrad": lambda p, lr=1e-3, **kw: torch.optim.Adagrad(p, lr=lr, **{"foreach": True, **kw}),
 }
 
 LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy", "mse", "mae")

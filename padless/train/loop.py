@@ -34,7 +34,7 @@ BATCHING_MODES = ("auto", "bucket", "exact", "random", "sequential")
 
 # A kernel call's overhead, in row-steps, above which neighbouring segments are merged (padding a few
 # steps instead of calling the kernel again). Measured by benchmarks/run.py; 0 disables merging.
-DEFAULT_MERGE_COST = 0.0
+DEFAULT_MERGE_COST = 100.0
 
 
 @dataclass
