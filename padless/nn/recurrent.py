@@ -191,11 +191,7 @@ class Recurrent(nn.Module):
             if len(input_shape) != 2:
                 raise ConfigError(f"input_shape must be (timesteps, features), e.g. (None, 100); got {input_shape}")
             input_size = input_size or input_shape[-1]
-        self.batch_size = int(batch_size) if batch_size else None
-        if self.stateful and self.batch_size is None:
-            raise ConfigError(
-                "a stateful layer needs a fixed batch size: pass batch_input_shape=(B, None, F) or batch_size=B"
-            )
+        self.batch_size = int(batch_size) if batch_size else None  # stateful: set here or by the model
         self.input_size: int | None = None
         self.rnn: nn.RNNBase | None = None
         self.states: State | None = None
@@ -267,6 +263,11 @@ class Recurrent(nn.Module):
             return tuple(batch.sort(s.transpose(0, 1)).transpose(0, 1) for s in st)
         if not self.stateful:
             return None
+        if self.batch_size is None:
+            raise StateError(
+                f"stateful layer {self.describe()} needs a fixed batch size: pass batch_input_shape=(B, None, F) "
+                "on the model's first layer or batch_size=B"
+            )
         if B != self.batch_size:
             raise StateError(
                 f"stateful layer {self.describe()}: Expected batch size {self.batch_size} / Received {B}. "

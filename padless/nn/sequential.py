@@ -125,8 +125,16 @@ class Sequential(nn.Module):
             raise ConfigError("Masking must be the first layer")
         prev_out = self._output_size_so_far()
         self.layers.append(layer)
+        self._share_batch_size()
         if prev_out is not None and hasattr(layer, "build"):
             layer.build(prev_out)
+
+    def _share_batch_size(self) -> None:
+        """Keras: the first layer's batch_input_shape fixes the batch size of every stateful layer."""
+        bs = next((m.batch_size for m in self.layers if getattr(m, "batch_size", None)), None)
+        for m in self.layers:
+            if getattr(m, "stateful", False) and m.batch_size is None:
+                m.batch_size = bs
 
     def _output_size_so_far(self) -> int | None:
         size = self.input_size
@@ -214,8 +222,31 @@ class Sequential(nn.Module):
             (B, out) per-row outputs in the batch's *sorted* row order, or a RaggedBatch of per-step
             outputs. With ``logits=True`` a final ``Dense`` layer's activation is left out.
         """
+        return self.run_states(batch, logits)[0]
+
+    def run_states(
+        self,
+        batch: RaggedBatch,
+        logits: bool = False,
+        initial_states: Sequence[Sequence[torch.Tensor] | None] | None = None,
+        want_states: bool = False,
+    ) -> tuple[RaggedBatch | torch.Tensor, list[Any]]:
+        """:meth:`run` with explicit recurrent state.
+
+        Args:
+            batch: the laid-out batch.
+            logits: leave out a final Dense layer's activation.
+            initial_states: one entry per recurrent layer (None = zeros): a sequence of tensors, each
+                (B, H) or (1, B, H), rows in *batch* order.
+            want_states: return every recurrent layer's final states (each (1, B, H), *sorted* rows).
+
+        Returns:
+            ``(output, states)``; ``states`` is empty unless ``want_states``.
+        """
         x: RaggedBatch | torch.Tensor = batch
         last = len(self.layers) - 1
+        states: list[Any] = []
+        r = 0
         for i, layer in enumerate(self.layers):
             if isinstance(layer, (Recurrent, Bidirectional)):
                 if not isinstance(x, RaggedBatch):
@@ -223,13 +254,17 @@ class Sequential(nn.Module):
                         f"layer {i} ({layer.describe()}) needs sequences but the layer before returns one "
                         "vector per sequence: set return_sequences=True on the recurrent layer before it"
                     )
-                res = layer.run(x)
+                init = initial_states[r] if initial_states is not None else None
+                res = layer.run(x, init, want_states)
+                if want_states:
+                    states.append(res.states)
+                r += 1
                 x = res.seq if layer.return_sequences else res.last
             elif logits and i == last and isinstance(layer, Dense):
                 x = layer.logits(x)
             else:
                 x = layer(x)
-        return x
+        return x, states
 
     def forward(self, x: Any) -> Any:
         """PyTorch call on a PackedSequence, (padded, lengths), a (B, T, F) tensor or a list of tensors.

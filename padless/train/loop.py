@@ -15,7 +15,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from padless.train.compile import Compiled, ensure_optimizer
 from padless.train.inputs import Targets, as_ragged, as_targets
 from padless.train.progress import Progress
 
-__all__ = ["fit", "evaluate", "predict", "run_batches", "make_sampler", "BATCHING_MODES", "DEFAULT_MERGE_COST"]
+__all__ = ["fit", "evaluate", "predict", "run_batches", "run_steps", "index_steps", "Step", "make_sampler", "BATCHING_MODES", "DEFAULT_MERGE_COST"]
 
 BATCHING_MODES = ("auto", "bucket", "exact", "random", "sequential")
 
@@ -138,57 +138,99 @@ def _targets(model: Any, y: Any, xr: RaggedArray) -> Targets:
     return t
 
 
-def run_batches(
+@dataclass
+class Step:
+    """One training/evaluation step: a laid-out batch and what its loss is taken on.
+
+    Attributes:
+        batch: the inputs.
+        y: targets for the selected outputs (None: no targets, e.g. predict).
+        select: (B,) bool over *sorted* rows whose per-sequence output carries a loss (None: all rows).
+        initial_states: per recurrent layer, initial state in batch order (None: zeros).
+        on_states: called with every recurrent layer's final states (sorted rows) after the forward pass.
+        rows: original sequence index of each sorted row (for collecting outputs).
+        idx: original sequence index of each batch row (batch order).
+    """
+
+    batch: RaggedBatch
+    y: torch.Tensor | None
+    select: torch.Tensor | None = None
+    initial_states: list[Any] | None = None
+    on_states: Callable[[list[Any]], None] | None = None
+    rows: np.ndarray | None = None
+    idx: np.ndarray | None = None
+
+    @property
+    def has_loss(self) -> bool:
+        return self.y is not None and int(self.y.shape[0]) > 0
+
+
+def index_steps(model: Any, xr: RaggedArray, targets: Targets | None, batches: Iterable[Sequence[int]],
+                device: torch.device) -> Iterator[Step]:
+    """Steps for plain batches of whole sequences (every batching mode)."""
+    c: Compiled | None = model.compiled
+    merge_cost = _merge_cost(model)
+    per_step = model.returns_sequences
+    for idx in batches:
+        idx = np.asarray(idx, dtype=np.int64)
+        batch = collate(xr, idx, merge_cost=merge_cost, device=device)
+        y = None
+        if targets is not None:
+            if per_step:
+                y = collate(targets.values, idx, merge_cost=merge_cost, device=device).valid_data()
+                if c is not None and c.loss_name in _CE and y.shape[-1] == 1:
+                    y = y[:, 0].long()
+            else:
+                y = targets.values.index_select(0, torch.from_numpy(idx[batch.sorted_indices])).to(device)
+        yield Step(batch, y, rows=idx[batch.sorted_indices], idx=idx)
+
+
+_CE = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+
+
+def run_steps(
     model: Any,
-    xr: RaggedArray,
-    targets: Targets | None,
-    batches: Iterable[Sequence[int]],
+    steps: Iterable[Step],
     *,
     train: bool,
     collect: bool = False,
     progress: Progress | None = None,
     callbacks: CallbackList | None = None,
 ) -> EpochResult:
-    """The single loop: collate each batch, run the model, and (if ``train``) step the optimizer.
+    """The single loop: run the model on each step and (if ``train``) step the optimizer.
 
     Returns:
         Loss/metric means over every sample (or real step) seen, and the outputs when ``collect``.
     """
     c: Compiled | None = model.compiled
-    device = c.device if c is not None else next(model.parameters()).device
-    merge_cost = _merge_cost(model)
     opt = ensure_optimizer(model) if train else None
+    logits = c is not None and c.uses_logits
+    per_step = model.returns_sequences
     sums: dict[str, float] = {}
     count = 0
     res = EpochResult(logs={})
     t0 = time.perf_counter()
-    per_step = model.returns_sequences
     step_i = 0
-    for idx in batches:
-        idx = np.asarray(idx, dtype=np.int64)
-        batch: RaggedBatch = collate(xr, idx, merge_cost=merge_cost, device=device)
+    for step in steps:
+        batch = step.batch
         if batch.data.dtype != torch.float32:
             batch = batch.with_data(batch.data.float())
         res.real_steps += batch.plan.real_steps
         res.computed_steps += batch.plan.size
-        with torch.set_grad_enabled(train):
-            out = model.run(batch, logits=c is not None and c.uses_logits)
-            if per_step:
-                pred = out.valid_data()  # (S_real, K) in layout order
-            else:
-                pred = out  # (B, K) sorted rows
-            if targets is not None and c is not None:
-                if per_step:
-                    yb = collate(targets.values, idx, merge_cost=merge_cost, device=device)
-                    y = yb.valid_data()
-                    if c.loss_name in ("categorical_crossentropy", "sparse_categorical_crossentropy") and y.shape[-1] == 1:
-                        y = y[:, 0].long()
-                else:
-                    y = targets.values.index_select(0, torch.from_numpy(idx[batch.sorted_indices])).to(device)
+        grad = train and step.has_loss
+        with torch.set_grad_enabled(grad):
+            out, states = model.run_states(batch, logits, step.initial_states, want_states=step.on_states is not None)
+            if step.on_states is not None:
+                step.on_states(states)
+            pred = out.valid_data() if per_step else out  # (S_real, K) layout order, or (B, K) sorted rows
+            if step.select is not None and not per_step:
+                pred = pred[step.select]
+            if step.has_loss and c is not None:
+                y = step.y
                 item_loss = c.per_item_loss(pred, y)
                 n = int(item_loss.shape[0])
                 loss_sum = item_loss.sum()
-                if train:
+                if grad:
                     if not torch.isfinite(loss_sum):
                         raise DataError(
                             f"the loss became {float(loss_sum)} at batch {step_i}: check the inputs/targets for "
@@ -208,9 +250,10 @@ def run_batches(
                 if c is not None:
                     p = c.activate(p)
                 if per_step:
-                    res.outputs.append((idx, (p, batch)))
+                    res.outputs.append((step.idx, (p, batch)))
                 else:
-                    res.outputs.append((idx[batch.sorted_indices], p))  # p rows are sorted
+                    rows = step.rows if step.select is None else step.rows[step.select.cpu().numpy()]
+                    res.outputs.append((rows, p))
         step_i += 1
         if progress is not None:
             progress.update(step_i, {k: v / max(count, 1) for k, v in sums.items()}, res.real_steps,
@@ -220,6 +263,16 @@ def run_batches(
     res.seconds = time.perf_counter() - t0
     res.logs = {k: v / max(count, 1) for k, v in sums.items()}
     return res
+
+
+def run_batches(model: Any, xr: RaggedArray, targets: Targets | None, batches: Iterable[Sequence[int]], *,
+                train: bool, collect: bool = False, progress: Progress | None = None,
+                callbacks: CallbackList | None = None) -> EpochResult:
+    """:func:`run_steps` over plain batches of whole sequences (indices into ``xr``)."""
+    c: Compiled | None = model.compiled
+    device = c.device if c is not None else next(model.parameters()).device
+    return run_steps(model, index_steps(model, xr, targets, batches, device), train=train, collect=collect,
+                     progress=progress, callbacks=callbacks)
 
 
 def _validation(model: Any, validation_data: Any, xr: RaggedArray, t: Targets, split: float) -> tuple[Any, ...]:
@@ -258,6 +311,7 @@ def fit(
     batching: str = "auto",
     lengths: Any = None,
     seed: int | None = None,
+    tbptt: int | None = None,
 ) -> History:
     """Train the model (Keras ``fit``) on ragged, padded or equal-length data.
 
@@ -280,6 +334,10 @@ def fit(
         lengths: true lengths of a right-padded ``x``.
         seed: seed of the batch order (default: drawn from torch's generator, so ``torch.manual_seed``
             makes runs repeatable).
+        tbptt: truncated backpropagation through time: lay the data into ``batch_size`` slots and train on
+            windows of ``tbptt`` steps, carrying the (detached) state and resetting a slot exactly when its
+            sequence ends (see :mod:`padless.train.tbptt`). A value longer than every sequence is fine
+            (plain BPTT with slot packing).
 
     Returns:
         :class:`History` with ``.history["loss"]`` (and ``accuracy``, ``val_loss``, ...).
@@ -305,7 +363,13 @@ def fit(
     ensure_optimizer(model)
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-    sampler = make_sampler(batching, xr.lengths, bs, shuffle, seed)
+    if tbptt is not None:
+        from padless.train.tbptt import SlotScheduler, check_tbptt
+
+        check_tbptt(model)
+        sampler: Any = SlotScheduler(xr.lengths, bs, tbptt, shuffle=shuffle, seed=seed)
+    else:
+        sampler = make_sampler(batching, xr.lengths, bs, shuffle, seed)
     history = History()
     cbs = CallbackList(list(callbacks or []) + [history], model)
     v = 1 if verbose == "auto" else int(verbose)
@@ -316,13 +380,22 @@ def fit(
         cbs.on_epoch_begin(epoch)
         model.train()
         prog = Progress(len(sampler), epoch, epochs, verbose=v)
-        res = run_batches(model, xr, t, sampler, train=True, progress=prog, callbacks=cbs)
+        stats: dict[str, int] = {}
+        if tbptt is not None:
+            from padless.train.tbptt import tbptt_steps
+
+            steps = tbptt_steps(model, xr, t, sampler, c.device, stats)
+            res = run_steps(model, steps, train=True, progress=prog, callbacks=cbs)
+        else:
+            res = run_batches(model, xr, t, sampler, train=True, progress=prog, callbacks=cbs)
         logs = dict(res.logs)
         if vx is not None:
             vres = _eval(model, vx, vt, bs)
             logs.update({f"val_{k}": val for k, val in vres.logs.items()})
         logs["steps_per_second"] = res.real_steps / max(res.seconds, 1e-9)
         logs["padding_waste"] = 1.0 - res.real_steps / max(res.computed_steps, 1)
+        if stats:  # TBPTT: idle slot-steps, counted like padding
+            logs["padding_waste"] = 1.0 - stats["real_steps"] / max(stats["slot_steps"], 1)
         prog.finish(logs, res.seconds)
         cbs.on_epoch_end(epoch, logs)
         if model.stop_training:
@@ -362,8 +435,11 @@ def evaluate(model: Any, x: Any, y: Any = None, batch_size: int | None = None, v
 
 
 def predict(model: Any, x: Any, batch_size: int | None = None, verbose: int | str = "auto", lengths: Any = None,
-            batching: str = "auto") -> Any:
+            batching: str = "auto", tbptt: int | None = None) -> Any:
     """Outputs for ``x`` in input order, whatever the batching.
+
+    With ``tbptt=K`` the sequences run through ``batch_size`` slots in windows of K steps with the state
+    carried across windows (the streaming/TBPTT path); the outputs are the same as without.
 
     Returns:
         (N, out) array, or a list of (T_i, out) arrays when the model returns sequences.
@@ -381,16 +457,25 @@ def predict(model: Any, x: Any, batch_size: int | None = None, verbose: int | st
         batches: Any = _SequentialSampler(len(xr), bs)
     else:
         batches = make_sampler("bucket" if batching == "auto" else batching, xr.lengths, bs, shuffle=False, seed=0)
-    prog = Progress(len(batches), None, None, verbose=v)
-    res = run_batches(model, xr, None, batches, train=False, collect=True, progress=prog)
+    if tbptt is not None:
+        from padless.train.tbptt import SlotScheduler, check_tbptt, tbptt_steps
+
+        check_tbptt(model)
+        sched = SlotScheduler(xr.lengths, bs, tbptt, shuffle=False)
+        prog = Progress(len(sched), None, None, verbose=v)
+        res = run_steps(model, tbptt_steps(model, xr, None, sched, model.compiled.device), train=False, collect=True,
+                        progress=prog)
+    else:
+        prog = Progress(len(batches), None, None, verbose=v)
+        res = run_batches(model, xr, None, batches, train=False, collect=True, progress=prog)
     prog.finish({}, res.seconds)
     if model.returns_sequences:
-        out: list[Any] = [None] * len(xr)
+        parts: list[list[Any]] = [[] for _ in range(len(xr))]
         for idx, (p, batch) in res.outputs:
             seqs = batch.with_data(_full(p, batch)).to_list()
             for i, s in zip(idx.tolist(), seqs):
-                out[i] = s.cpu().numpy()
-        return out
+                parts[i].append(s.cpu().numpy())  # TBPTT pieces arrive in time order
+        return [ps[0] if len(ps) == 1 else np.concatenate(ps) for ps in parts]
     first = res.outputs[0][1]
     arr = np.empty((len(xr),) + tuple(first.shape[1:]), dtype=np.float32)
     for rows, p in res.outputs:
