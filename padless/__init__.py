@@ -11,12 +11,14 @@ __version__ = "0.1.0"
 
 from padless.errors import CheckpointError, ConfigError, DataError, PadlessError, StateError
 from padless.nn.sequential import Sequential
+from padless.nn.stream import Stream
 from padless.train.saving import load_model
 from padless import layers
 
 __all__ = [
     "__version__",
     "Sequential",
+    "Stream",
     "load_model",
     "layers",
     "PadlessError",

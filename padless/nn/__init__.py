@@ -17,6 +17,7 @@ from padless.nn.layers import (
 )
 from padless.nn.recurrent import GRU, LSTM, Bidirectional, Recurrent, RunOutput, SimpleRNN, scan
 from padless.nn.sequential import Sequential
+from padless.nn.stream import Stream
 
 __all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "Recurrent", "RunOutput", "scan", "Dense", "Dropout",
-           "Masking", "Embedding", "Normalization", "Sequential"]
+           "Masking", "Embedding", "Normalization", "Sequential", "Stream"]
