@@ -8,6 +8,7 @@ measurement. Variants (the anchors of ``shared/anchors/RESULTS.md``, reproduced 
   d  length-sorted batches, shuffled order, pad to the batch max, gather
   e  equal-length ceiling: the same number of real steps laid out as (N, round(mean), F)
   P  padless ``model.fit(x, y, batch_size=32, epochs=1)`` with default settings
+  T  padless ``fit(..., batch_size=32, tbptt=64)``: truncated BPTT in 32 slots, windows of 64 steps (PLAID only)
 
 Every variant keeps its own model; the repeats are interleaved (rep 1 of every variant, then rep 2, ...)
 so slow phases of the machine hit all variants alike. Each data set is measured twice, in two child
@@ -66,7 +67,14 @@ def child(name: str, variants: str, repeats: int, tuned: bool, quick: bool, thre
     xs, y, K = load(name, quick)
     vs: dict[str, Callable[[], int]] = {}
     for k in variants:
-        vs[k] = make_padless_variant(xs, y, K, 0) if k == "P" else make_torch_variant(k, xs, y, K, 0)
+        if k == "P":
+            vs[k] = make_padless_variant(xs, y, K, 0)
+        elif k == "T":
+            if name != "plaid100":
+                continue
+            vs[k] = make_padless_variant(xs, y, K, 0, tbptt=64)
+        else:
+            vs[k] = make_torch_variant(k, xs, y, K, 0)
     return measure(vs, repeats)
 
 
@@ -76,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats-jv", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=None, help="same number of repeats for every data set")
     ap.add_argument("--quick", action="store_true", help="tiny subsets, 1 repeat: a smoke test, not a measurement")
-    ap.add_argument("--variants", default="bcdeP")
+    ap.add_argument("--variants", default="bcdePT")
     ap.add_argument("--allocator", default="both", choices=["default", "tuned", "both"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))

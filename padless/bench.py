@@ -147,4 +147,5 @@ LABELS = {
     "d": "plain torch: sorted buckets, padded (gather)",
     "e": "plain torch: equal-length ceiling",
     "P": "**padless fit (defaults)**",
+    "T": "**padless fit, tbptt=64 (32 slots)**",
 }

@@ -200,6 +200,7 @@ def collate_values(
     lengths: np.ndarray,
     merge_cost: float = 0.0,
     device: torch.device | str | None = None,
+    keep: set[int] | None = None,
 ) -> RaggedBatch:
     """Gather rows ``values[starts[i] : starts[i] + lengths[i]]`` into a :class:`RaggedBatch`.
 
@@ -209,9 +210,10 @@ def collate_values(
         lengths: (B,) lengths.
         merge_cost: see :func:`padless.data.plan.make_plan`.
         device: where the batch goes (default: where ``values`` is).
+        keep: lengths whose rows need exact final states (see :func:`~padless.data.plan.make_plan`).
     """
     order, inverse = sort_batch(lengths)
-    plan = make_plan(lengths[order], merge_cost)
+    plan = make_plan(lengths[order], merge_cost, keep)
     rows = plan.row_of_pos
     times = plan.time_of_pos
     if not plan.exact:

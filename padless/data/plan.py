@@ -57,7 +57,9 @@ class SegmentPlan:
         time_of_pos: (S,) time step of each layout position.
         valid: (S,) bool, False at padded positions (only padding when ``exact`` is False).
         last_pos: (B,) layout position of each row's last real step.
-        first_pos_rev: (S,) permutation reversing every row within its own length.
+        reverse_index: (S,) permutation reversing every row within its own length.
+        state_exact: (B,) True where a row's length is a segment end, so its final state is exact
+            (every row on an exact plan).
 
     Example:
         >>> plan = make_plan(np.array([3, 2, 1]))
@@ -76,6 +78,7 @@ class SegmentPlan:
     valid: np.ndarray
     last_pos: np.ndarray
     reverse_index: np.ndarray
+    state_exact: np.ndarray
     _tensors: dict[Any, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
@@ -100,8 +103,9 @@ class SegmentPlan:
         return t
 
 
-def _segments(lengths: tuple[int, ...], merge_cost: float) -> list[tuple[int, int, int]]:
-    """Cut time into (t0, steps, rows) blocks; ``lengths`` sorted descending."""
+def _segments(lengths: tuple[int, ...], merge_cost: float, keep: frozenset[int] = frozenset()) -> list[tuple[int, int, int]]:
+    """Cut time into (t0, steps, rows) blocks; ``lengths`` sorted descending. A boundary at a time in
+    ``keep`` is never merged away (rows of that length need their exact final state)."""
     ls = np.asarray(lengths, dtype=np.int64)
     uniq = np.unique(ls)  # ascending distinct lengths
     # rows active in (uniq[k-1], uniq[k]] = number of lengths >= uniq[k]
@@ -117,7 +121,7 @@ def _segments(lengths: tuple[int, ...], merge_cost: float) -> list[tuple[int, in
     cur_t0, cur_steps, cur_rows = out[0]
     for t0, steps, r in out[1:]:
         extra = (cur_rows - r) * steps  # padded row-steps the merge would add
-        if extra < merge_cost:
+        if extra < merge_cost and t0 not in keep:
             cur_steps += steps
         else:
             merged.append((cur_t0, cur_steps, cur_rows))
@@ -127,12 +131,12 @@ def _segments(lengths: tuple[int, ...], merge_cost: float) -> list[tuple[int, in
 
 
 @lru_cache(maxsize=4096)
-def _plan_cached(lengths: tuple[int, ...], merge_cost: float) -> SegmentPlan:
+def _plan_cached(lengths: tuple[int, ...], merge_cost: float, keep: frozenset[int] = frozenset()) -> SegmentPlan:
     ls = np.asarray(lengths, dtype=np.int64)
     segs = []
     rows_parts, time_parts = [], []
     start = 0
-    for t0, steps, r in _segments(lengths, merge_cost):
+    for t0, steps, r in _segments(lengths, merge_cost, keep):
         segs.append(Segment(t0, steps, r, start))
         grid_t = np.repeat(np.arange(t0, t0 + steps, dtype=np.int64), r)  # (T*r,)
         grid_r = np.tile(np.arange(r, dtype=np.int64), steps)
@@ -148,10 +152,12 @@ def _plan_cached(lengths: tuple[int, ...], merge_cost: float) -> SegmentPlan:
     table = np.full((ls.shape[0], max(tmax, 1)), -1, dtype=np.int64)
     table[row_of_pos, time_of_pos] = np.arange(start, dtype=np.int64)
     last_pos = table[np.arange(ls.shape[0]), ls - 1] if ls.size else np.zeros(0, np.int64)
+    ends = {seg_t0 + seg_steps for seg_t0, seg_steps in ((g.t0, g.steps) for g in segs)}
+    state_exact = np.array([int(v) in ends for v in ls.tolist()], dtype=bool)
     # reverse every row within its own length; padded positions map to themselves
     rev_time = np.where(valid, ls[row_of_pos] - 1 - time_of_pos, time_of_pos)
     reverse_index = table[row_of_pos, rev_time]
-    for arr in (ls, row_of_pos, time_of_pos, valid, last_pos, reverse_index):
+    for arr in (ls, row_of_pos, time_of_pos, valid, last_pos, reverse_index, state_exact):
         arr.setflags(write=False)
     return SegmentPlan(
         lengths=ls,
@@ -163,19 +169,22 @@ def _plan_cached(lengths: tuple[int, ...], merge_cost: float) -> SegmentPlan:
         valid=valid,
         last_pos=last_pos,
         reverse_index=reverse_index,
+        state_exact=state_exact,
     )
 
 
-def make_plan(sorted_lengths: np.ndarray | list[int], merge_cost: float = 0.0) -> SegmentPlan:
+def make_plan(sorted_lengths: np.ndarray | list[int], merge_cost: float = 0.0,
+              keep: frozenset[int] | set[int] | None = None) -> SegmentPlan:
     """Plan the layout of a batch whose lengths are sorted longest first.
 
     Args:
         sorted_lengths: (B,) positive lengths in descending order.
         merge_cost: a kernel call's overhead in row-steps; neighbouring segments are merged when the
             padding a merge adds is smaller. ``0`` gives the exact, padding-free plan.
+        keep: lengths whose rows need their exact final state: never merged across.
 
     Returns:
         A cached, read-only :class:`SegmentPlan`.
     """
     key = tuple(int(v) for v in np.asarray(sorted_lengths).tolist())
-    return _plan_cached(key, float(merge_cost))
+    return _plan_cached(key, float(merge_cost), frozenset(int(k) for k in keep) if keep else frozenset())

@@ -1,8 +1,9 @@
 """Keras-like progress output for fit / evaluate / predict.
 
-Owns: :class:`Progress` - ``verbose=1`` a bar redrawn in place (one final line per epoch when the output
-is not a terminal), ``verbose=2`` one line per epoch, ``verbose=0`` nothing. Shows loss, metrics and useful
-(real) steps per second. Does not own: what the numbers are (the loop computes them).
+Owns: :class:`Progress` - ``verbose=1`` a ``tqdm`` bar on a terminal (Keras-like fields: loss, metrics,
+useful steps/s; a plain text bar when tqdm is not installed) and one final line per epoch when the output
+is not a terminal; ``verbose=2`` one line per epoch; ``verbose=0`` nothing. Does not own: what the
+numbers are (the loop computes them).
 """
 
 from __future__ import annotations
@@ -43,7 +44,18 @@ class Progress:
         self.stream = stream or sys.stdout
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last = 0.0
-        if verbose == 1 and epoch is not None and epochs is not None:
+        self._done = 0
+        self.bar: Any = None
+        if verbose == 1 and self.tty:
+            try:
+                from tqdm.auto import tqdm
+
+                desc = f"Epoch {epoch + 1}/{epochs}" if epoch is not None and epochs is not None else None
+                self.bar = tqdm(total=total, desc=desc, unit="batch", file=self.stream, leave=True,
+                                dynamic_ncols=True)
+            except ImportError:
+                self.bar = None
+        if verbose == 1 and self.bar is None and epoch is not None and epochs is not None:
             self.stream.write(f"Epoch {epoch + 1}/{epochs}\n")
 
     def _bar(self, done: int) -> str:
@@ -55,6 +67,12 @@ class Progress:
     def update(self, done: int, logs: dict[str, float], real_steps: int, seconds: float) -> None:
         if self.verbose != 1 or not self.tty:
             return
+        if self.bar is not None:
+            self.bar.update(done - self._done)
+            self._done = done
+            rate = real_steps / max(seconds, 1e-9)
+            self.bar.set_postfix_str(f"{format_logs(logs)} - {rate:,.0f} steps/s", refresh=False)
+            return
         if seconds - self._last < 0.1 and done < self.total:
             return
         self._last = seconds
@@ -64,6 +82,12 @@ class Progress:
 
     def finish(self, logs: dict[str, Any], seconds: float) -> None:
         if self.verbose == 0:
+            return
+        if self.bar is not None:
+            self.bar.update(self.total - self._done)
+            if logs:
+                self.bar.set_postfix_str(format_logs(logs), refresh=False)
+            self.bar.close()
             return
         prefix = ""
         if self.verbose == 2 and self.epoch is not None and self.epochs is not None:

@@ -70,12 +70,14 @@ class Window:
 class SlotScheduler:
     """Lay sequences into ``batch_size`` slots and cut time into windows of ``tbptt`` steps.
 
-    Every sequence is visited exactly once per epoch, in an order shuffled by ``(seed, epoch)``; a slot
-    whose sequence ends takes the next sequence at once (in the same window). Idle slot-steps (slots with
-    nothing left at the end of the epoch) are the only waste.
+    Every sequence is visited exactly once per epoch, in an order shuffled by ``(seed, epoch)``. When a
+    slot's sequence ends, the next one starts in that slot with a zero state: at the next window
+    (``start="window"``, the default - every row of a window then starts at its step 0, so the kernels run
+    one rectangular block per window) or at once, mid-window (``start="immediate"``: fewer idle
+    slot-steps, but every mid-window start adds a kernel call). Idle slot-steps are the waste.
 
     Example:
-        >>> s = SlotScheduler(np.array([5, 2, 3]), batch_size=2, tbptt=4, shuffle=False)
+        >>> s = SlotScheduler(np.array([5, 2, 3]), batch_size=2, tbptt=4, shuffle=False, start="immediate")
         >>> [[(p.slot, p.seq, p.start, p.length) for p in w.pieces] for w in s]
         [[(0, 0, 0, 4), (1, 1, 0, 2), (1, 2, 0, 2)], [(0, 0, 4, 1), (1, 2, 2, 1)]]
     """
@@ -86,6 +88,7 @@ class SlotScheduler:
     shuffle: bool = True
     seed: int = 0
     epoch: int = 0
+    start: str = "window"
     _windows: list[Window] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -94,16 +97,26 @@ class SlotScheduler:
             raise ConfigError(f"tbptt must be a positive number of steps; got {self.tbptt!r}")
         if self.batch_size <= 0:
             raise ConfigError(f"batch_size must be a positive integer; got {self.batch_size!r}")
+        if self.start not in ("window", "immediate"):
+            raise ConfigError(f"start must be 'window' or 'immediate'; got {self.start!r}")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
         self._windows = None
 
     def order(self) -> np.ndarray:
+        """The epoch's sequence order: shuffled, except that the ``2 x batch_size`` shortest sequences go
+        last (in shuffled order), so the slots run dry together instead of one long sequence finishing
+        alone at the end of the epoch."""
         n = len(self.lengths)
         if not self.shuffle:
             return np.arange(n)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(n)
+        k = min(2 * self.batch_size, n)
+        last = np.argsort(self.lengths[order], kind="stable")[:k]  # positions (in order) of the k shortest
+        tail = np.zeros(n, dtype=bool)
+        tail[last] = True
+        return np.concatenate([order[~tail], order[tail]])
 
     def windows(self) -> list[Window]:
         if self._windows is not None:
@@ -128,6 +141,8 @@ class SlotScheduler:
                     room -= take
                     if pos + take == L:
                         cur[b] = (int(queue.pop()), 0) if queue else None
+                        if self.start == "window":
+                            break  # the next sequence starts with the next window
                     else:
                         cur[b] = (seq, pos + take)
                 used = max(used, K - room)
@@ -178,7 +193,8 @@ class _SlotStates:
             out.append(tensors)
         return out
 
-    def store(self, pieces: list[Piece], states: list[Any], sorted_rows_of_piece: np.ndarray, batch_size: int) -> None:
+    def store(self, pieces: list[Piece], states: list[Any], sorted_rows_of_piece: np.ndarray, batch_size: int,
+              state_exact: np.ndarray | None = None) -> None:
         # the last piece of each slot that does not end its sequence continues in the next window
         keep = [(i, p.slot) for i, p in enumerate(pieces) if not p.ends]
         if self.by_layer is None:
@@ -186,7 +202,12 @@ class _SlotStates:
                              for st in states]
         if not keep:
             return
-        rows = torch.as_tensor(sorted_rows_of_piece[[i for i, _ in keep]], device=states[0][0].device)
+        rows_np = sorted_rows_of_piece[[i for i, _ in keep]]
+        if state_exact is not None and not bool(state_exact[rows_np].all()):
+            from padless.errors import StateError
+
+            raise StateError("internal: a continuing TBPTT row has no exact final state; this is a padless bug")
+        rows = torch.as_tensor(rows_np, device=states[0][0].device)
         slots = torch.as_tensor([s for _, s in keep], device=states[0][0].device)
         for li, st in enumerate(states):
             for k, s in enumerate(st):
@@ -197,7 +218,7 @@ def tbptt_steps(model: Any, xr: Any, targets: Any, scheduler: SlotScheduler, dev
                 stats: dict[str, int] | None = None) -> Iterator[Any]:
     """Loop steps for truncated BPTT (see the module docstring)."""
     from padless.nn.recurrent import Recurrent
-    from padless.train.loop import _CE, Step
+    from padless.train.loop import _CE, Step, _merge_cost
 
     c = model.compiled
     per_step = model.returns_sequences
@@ -205,27 +226,34 @@ def tbptt_steps(model: Any, xr: Any, targets: Any, scheduler: SlotScheduler, dev
     carry = _SlotStates()
     offsets = xr.offsets
     dtype = torch.float32
+    merge_cost = _merge_cost(model)
     for w in scheduler:
         pieces = w.pieces
         seq = np.array([p.seq for p in pieces], dtype=np.int64)
         start = np.array([p.start for p in pieces], dtype=np.int64)
         length = np.array([p.length for p in pieces], dtype=np.int64)
-        batch = collate_values(xr.values, offsets[seq] + start, length, merge_cost=0.0, device=device)
+        # rows that continue into the next window need their exact final state: keep their lengths as
+        # segment ends; pieces whose sequence ends here only need outputs, so their segments may merge
+        keep = {p.length for p in pieces if not p.ends}
+        batch = collate_values(xr.values, offsets[seq] + start, length, merge_cost=merge_cost, device=device,
+                               keep=keep)
         if stats is not None:
             stats["slot_steps"] = stats.get("slot_steps", 0) + w.slot_steps
             stats["real_steps"] = stats.get("real_steps", 0) + w.real_steps
         init = carry.initial(pieces, scheduler.batch_size, sizes, device, dtype)
         sorted_pos = batch.unsorted_indices  # piece i sits at sorted row unsorted_indices[i]
 
-        def on_states(states: list[Any], pieces: list[Piece] = pieces, sorted_pos: np.ndarray = sorted_pos) -> None:
-            carry.store(pieces, states, sorted_pos, scheduler.batch_size)
+        def on_states(states: list[Any], pieces: list[Piece] = pieces, sorted_pos: np.ndarray = sorted_pos,
+                      exact: np.ndarray = batch.plan.state_exact) -> None:
+            carry.store(pieces, states, sorted_pos, scheduler.batch_size, exact)
 
         y = None
         select = None
         if targets is not None:
             if per_step:
                 ty = targets.values
-                yb = collate_values(ty.values, ty.offsets[seq] + start, length, merge_cost=0.0, device=device)
+                yb = collate_values(ty.values, ty.offsets[seq] + start, length, merge_cost=merge_cost, device=device,
+                                    keep=keep)
                 y = yb.valid_data()
                 if c is not None and c.loss_name in _CE and y.shape[-1] == 1:
                     y = y[:, 0].long()

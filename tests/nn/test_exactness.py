@@ -169,3 +169,34 @@ def test_stacked_property_any_lengths(lengths, merge_cost):
         total = total + o2[-1, 0].sum()
     total.backward()
     torch.testing.assert_close(g, l1.rnn.weight_hh_l0.grad, **TOL)
+
+
+def test_plan_keeps_boundaries_of_rows_that_need_states():
+    from padless.data.plan import make_plan
+
+    lengths = np.array([10, 9, 7, 7, 3, 2])
+    merged = make_plan(lengths, merge_cost=1e9)
+    assert len(merged.segments) == 1 and merged.state_exact.tolist() == [True, False, False, False, False, False]
+    kept = make_plan(lengths, merge_cost=1e9, keep={7, 2})
+    assert [s.t0 + s.steps for s in kept.segments] == [2, 7, 10]
+    assert kept.state_exact.tolist() == [True, False, True, True, False, True]
+    assert make_plan(lengths, 0.0).state_exact.all()
+
+
+def test_merged_plan_states_exact_where_kept():
+    torch.manual_seed(6)
+    layer = LSTM(4, input_size=2)
+    xs = _seqs([9, 6, 6, 4, 1], 2)
+    batch = RaggedBatch.from_list(xs, merge_cost=1e9)
+    from padless.data.collate import collate_values
+
+    flat = torch.cat(xs)
+    starts = np.concatenate([[0], np.cumsum([len(x) for x in xs])])[:-1]
+    b = collate_values(flat, starts, np.array([len(x) for x in xs]), merge_cost=1e9, keep={6})
+    res = layer.run(b, want_states=True)
+    for i, x in enumerate(xs):
+        _, (h, c) = _ref_single(layer.rnn, x)
+        r = int(b.unsorted_indices[i])
+        if b.plan.state_exact[r]:
+            torch.testing.assert_close(res.states[1][0, r], c, **TOL)
+    assert b.plan.state_exact.sum() == 3 and not batch.plan.exact
