@@ -36,13 +36,40 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import padless  # noqa: E402
-import padless.datasets  # noqa: E402
 from padless.bench import LABELS, make_padless_variant, make_torch_variant, measure  # noqa: E402
 
 DATASETS = {"plaid100": "PLAID lengths, 100 features", "jv": "JapaneseVowels, 12 features"}
 
 
+DATA_FILE: str | None = None  # --data: an .npz written by --export-data (no sktime needed)
+
+
+def export_data(path: str) -> None:
+    """Write the benchmark's inputs (JapaneseVowels train split, PLAID train lengths and labels) to one .npz."""
+    import padless.datasets
+
+    (x, y), _ = padless.datasets.load("japanese_vowels")
+    (px, py), _ = padless.datasets.load("plaid")
+    np.savez_compressed(path, jv_values=np.asarray(x.values), jv_offsets=x.offsets, jv_labels=np.asarray(y),
+                        plaid_lengths=px.lengths, plaid_labels=np.asarray(py))
+
+
 def load(name: str, quick: bool) -> tuple[list[np.ndarray], np.ndarray, int]:
+    if DATA_FILE is not None:
+        with np.load(DATA_FILE) as z:
+            if name == "jv":
+                off = z["jv_offsets"]
+                xs = [np.asarray(z["jv_values"][off[i] : off[i + 1]], dtype=np.float32) for i in range(len(off) - 1)]
+                yy, K = z["jv_labels"], 9
+            else:
+                rng = np.random.default_rng(0)
+                xs = [rng.standard_normal((int(t), 100)).astype(np.float32) for t in z["plaid_lengths"]]
+                yy, K = z["plaid_labels"], 11
+        if quick:
+            xs, yy = xs[:64], yy[:64]
+        return xs, np.asarray(yy), K
+    import padless.datasets
+
     if name == "jv":
         (x, y), _ = padless.datasets.load("japanese_vowels")
         xs, yy, K = [np.asarray(s, dtype=np.float32) for s in x.to_list()], np.asarray(y), 9
@@ -58,7 +85,8 @@ def load(name: str, quick: bool) -> tuple[list[np.ndarray], np.ndarray, int]:
 
 def child(name: str, variants: str, repeats: int, tuned: bool, quick: bool, threads: int) -> dict[str, Any]:
     """Measure one data set in this process."""
-    torch.set_num_threads(threads)
+    if not torch.cuda.is_available():
+        torch.set_num_threads(threads)
     if tuned:
         from padless.runtime import tune_allocator
 
@@ -88,8 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allocator", default="both", choices=["default", "tuned", "both"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
+    ap.add_argument("--data", default=None, help="read the inputs from an .npz made by --export-data (no sktime)")
+    ap.add_argument("--export-data", default=None, help="write the inputs to this .npz and exit")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    global DATA_FILE
+    DATA_FILE = a.data
+    if a.export_data:
+        export_data(a.export_data)
+        print(f"wrote {a.export_data}")
+        return 0
     if a.child:
         name, tuned = a.child.split(":")
         reps = a.repeats or (a.repeats_plaid if name == "plaid100" else a.repeats_jv)
@@ -101,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in DATASETS:
         for tuned in modes:
             cmd = [sys.executable, __file__, "--child", f"{name}:{tuned}", "--variants", a.variants,
+                   *(["--data", a.data] if a.data else []),
                    "--threads", str(a.threads), "--repeats-plaid", str(a.repeats_plaid), "--repeats-jv", str(a.repeats_jv)]
             if a.repeats:
                 cmd += ["--repeats", str(a.repeats)]

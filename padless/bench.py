@@ -21,9 +21,16 @@ from padless.data import RaggedArray
 from padless.layers import LSTM, Dense
 from padless.nn.sequential import Sequential
 
-__all__ = ["make_torch_variant", "make_padless_variant", "measure", "LABELS", "B", "H"]
+__all__ = ["make_torch_variant", "make_padless_variant", "measure", "LABELS", "B", "H", "DEVICE"]
 
 B, H = 32, 100
+# Everything runs on the GPU when there is one (cuDNN underneath nn.LSTM), else on the CPU.
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 class TorchNet(nn.Module):
@@ -41,28 +48,29 @@ def make_torch_variant(kind: str, xs: list[np.ndarray], y: np.ndarray, K: int, s
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     F = xs[0].shape[1]
-    net = TorchNet(F, K)
+    net = TorchNet(F, K).to(DEVICE)
     opt = _opt(net.parameters())
     lossf = nn.CrossEntropyLoss()
     lengths = np.array([len(s) for s in xs])
-    yt = torch.as_tensor(y, dtype=torch.int64)
-    tx = [torch.as_tensor(s, dtype=torch.float32) for s in xs]
+    yt = torch.as_tensor(y, dtype=torch.int64, device=DEVICE)
+    tx = [torch.as_tensor(s, dtype=torch.float32, device=DEVICE) for s in xs]
     if kind == "e":
         T = int(round(lengths.mean()))
         N = int(lengths.sum() // T)
-        X = torch.randn(N, T, F)
-        Y = torch.randint(0, K, (N,))
+        X = torch.randn(N, T, F, device=DEVICE)
+        Y = torch.randint(0, K, (N,), device=DEVICE)
 
         def epoch() -> int:
             perm = rng.permutation(N)
             for a in range(0, N, B):
-                bi = torch.as_tensor(perm[a : a + B])
+                bi = torch.as_tensor(perm[a : a + B], device=DEVICE)
                 o, _ = net.l1(X[bi])
                 _, (h, _) = net.l2(o)
                 loss = lossf(net.fc(h[-1]), Y[bi])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+            _sync()
             return N * T
 
         return epoch
@@ -80,9 +88,9 @@ def make_torch_variant(kind: str, xs: list[np.ndarray], y: np.ndarray, K: int, s
             perm = rng.permutation(n)
             batches = [perm[a : a + B] for a in range(0, n, B)]
         for bi in batches:
-            lens = torch.as_tensor(lengths[bi])
+            lens = torch.as_tensor(lengths[bi])  # CPU: pack_padded_sequence wants lengths there
             if kind == "b":
-                x = Xp[torch.as_tensor(bi)]
+                x = Xp[torch.as_tensor(bi, device=DEVICE)]
             else:
                 x = nn.utils.rnn.pad_sequence([tx[i] for i in bi], batch_first=True)
             if kind == "c":
@@ -93,11 +101,12 @@ def make_torch_variant(kind: str, xs: list[np.ndarray], y: np.ndarray, K: int, s
             else:
                 o, _ = net.l1(x)
                 o, _ = net.l2(o)
-                last = o[torch.arange(len(bi)), lens - 1]
-            loss = lossf(net.fc(last), yt[torch.as_tensor(bi)])
+                last = o[torch.arange(len(bi), device=DEVICE), (lens - 1).to(DEVICE)]
+            loss = lossf(net.fc(last), yt[torch.as_tensor(bi, device=DEVICE)])
             opt.zero_grad()
             loss.backward()
             opt.step()
+        _sync()
         return int(lengths.sum())
 
     return epoch
@@ -114,6 +123,7 @@ def make_padless_variant(xs: list[np.ndarray], y: np.ndarray, K: int, seed: int,
     def epoch() -> int:
         model.fit(ra, y, batch_size=B, epochs=state["epoch"] + 1, initial_epoch=state["epoch"], verbose=0,
                   seed=seed, **fit_kw)
+        _sync()
         state["epoch"] += 1
         return ra.total_steps
 
