@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Segment", "SegmentPlan", "make_plan"]
+__all__ = ["Segment", "SegmentPlan", "make_plan", "MAX_CALL_STEPS"]
+
+# Longest block handed to one kernel call; longer segments are cut into chained calls (the state flows
+# through, gradients too: still exact, full BPTT). With glibc's default allocator, one call over hundreds
+# of steps allocates workspaces above the mmap threshold and page-faults them in at every step of
+# training; bounded calls reuse heap memory (measured in benchmarks/RESULTS.md).
+MAX_CALL_STEPS = 128
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,22 @@ class SegmentPlan:
         return t
 
 
+def _split(blocks: list[tuple[int, int, int]], max_steps: int) -> list[tuple[int, int, int]]:
+    """Cut blocks longer than ``max_steps`` into consecutive blocks of the same rows (same layout)."""
+    if max_steps <= 0:
+        return blocks
+    out = []
+    for t0, steps, r in blocks:
+        n = -(-steps // max_steps)  # ceil: equal pieces
+        base, extra = divmod(steps, n)
+        t = t0
+        for i in range(n):
+            k = base + (1 if i < extra else 0)
+            out.append((t, k, r))
+            t += k
+    return out
+
+
 def _segments(lengths: tuple[int, ...], merge_cost: float, keep: frozenset[int] = frozenset()) -> list[tuple[int, int, int]]:
     """Cut time into (t0, steps, rows) blocks; ``lengths`` sorted descending. A boundary at a time in
     ``keep`` is never merged away (rows of that length need their exact final state)."""
@@ -131,12 +153,15 @@ def _segments(lengths: tuple[int, ...], merge_cost: float, keep: frozenset[int] 
 
 
 @lru_cache(maxsize=4096)
-def _plan_cached(lengths: tuple[int, ...], merge_cost: float, keep: frozenset[int] = frozenset()) -> SegmentPlan:
+def _plan_cached(lengths: tuple[int, ...], merge_cost: float, keep: frozenset[int] = frozenset(),
+                 max_call_steps: int = MAX_CALL_STEPS) -> SegmentPlan:
     ls = np.asarray(lengths, dtype=np.int64)
     segs = []
     rows_parts, time_parts = [], []
     start = 0
-    for t0, steps, r in _segments(lengths, merge_cost, keep):
+    merged = _segments(lengths, merge_cost, keep)
+    ends = {t0 + steps for t0, steps, _ in merged}  # where rows leave the batch (splits below keep the rows)
+    for t0, steps, r in _split(merged, max_call_steps):
         segs.append(Segment(t0, steps, r, start))
         grid_t = np.repeat(np.arange(t0, t0 + steps, dtype=np.int64), r)  # (T*r,)
         grid_r = np.tile(np.arange(r, dtype=np.int64), steps)
@@ -152,7 +177,6 @@ def _plan_cached(lengths: tuple[int, ...], merge_cost: float, keep: frozenset[in
     table = np.full((ls.shape[0], max(tmax, 1)), -1, dtype=np.int64)
     table[row_of_pos, time_of_pos] = np.arange(start, dtype=np.int64)
     last_pos = table[np.arange(ls.shape[0]), ls - 1] if ls.size else np.zeros(0, np.int64)
-    ends = {seg_t0 + seg_steps for seg_t0, seg_steps in ((g.t0, g.steps) for g in segs)}
     state_exact = np.array([int(v) in ends for v in ls.tolist()], dtype=bool)
     # reverse every row within its own length; padded positions map to themselves
     rev_time = np.where(valid, ls[row_of_pos] - 1 - time_of_pos, time_of_pos)
@@ -174,7 +198,7 @@ def _plan_cached(lengths: tuple[int, ...], merge_cost: float, keep: frozenset[in
 
 
 def make_plan(sorted_lengths: np.ndarray | list[int], merge_cost: float = 0.0,
-              keep: frozenset[int] | set[int] | None = None) -> SegmentPlan:
+              keep: frozenset[int] | set[int] | None = None, max_call_steps: int | None = None) -> SegmentPlan:
     """Plan the layout of a batch whose lengths are sorted longest first.
 
     Args:
@@ -182,9 +206,12 @@ def make_plan(sorted_lengths: np.ndarray | list[int], merge_cost: float = 0.0,
         merge_cost: a kernel call's overhead in row-steps; neighbouring segments are merged when the
             padding a merge adds is smaller. ``0`` gives the exact, padding-free plan.
         keep: lengths whose rows need their exact final state: never merged across.
+        max_call_steps: cut longer blocks into chained kernel calls (default :data:`MAX_CALL_STEPS`;
+            0 = never cut).
 
     Returns:
         A cached, read-only :class:`SegmentPlan`.
     """
     key = tuple(int(v) for v in np.asarray(sorted_lengths).tolist())
-    return _plan_cached(key, float(merge_cost), frozenset(int(k) for k in keep) if keep else frozenset())
+    mcs = MAX_CALL_STEPS if max_call_steps is None else int(max_call_steps)
+    return _plan_cached(key, float(merge_cost), frozenset(int(k) for k in keep) if keep else frozenset(), mcs)

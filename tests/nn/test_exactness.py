@@ -200,3 +200,35 @@ def test_merged_plan_states_exact_where_kept():
         if b.plan.state_exact[r]:
             torch.testing.assert_close(res.states[1][0, r], c, **TOL)
     assert b.plan.state_exact.sum() == 3 and not batch.plan.exact
+
+
+@pytest.mark.parametrize("merge_cost", [0.0, 1e9])
+def test_long_segments_cut_into_chained_calls_stay_exact(merge_cost):
+    """Blocks longer than MAX_CALL_STEPS run as several chained kernel calls: still full BPTT."""
+    from padless.data.plan import MAX_CALL_STEPS
+
+    torch.manual_seed(7)
+    layer = LSTM(4, input_size=2, return_sequences=True)
+    xs = [x.requires_grad_() for x in _seqs([2 * MAX_CALL_STEPS + 5, MAX_CALL_STEPS + 1, 3], 2)]
+    batch = RaggedBatch.from_list(xs, merge_cost=merge_cost)
+    assert max(s.steps for s in batch.plan.segments) <= MAX_CALL_STEPS
+    res = layer.run(batch, want_states=True)
+    outs = res.seq.to_list()
+    (sum(o.sum() for o in outs) + res.states[1].sum()).backward()
+    g = layer.rnn.weight_hh_l0.grad.clone()
+    gx = xs[0].grad.clone()
+    layer.rnn.zero_grad()
+    xs[0].grad = None
+    total = 0.0
+    for i, x in enumerate(xs):
+        o, (h, c) = _ref_single(layer.rnn, x)
+        torch.testing.assert_close(outs[i], o, **TOL)
+        total = total + o.sum()
+        r = int(batch.unsorted_indices[i])
+        if batch.plan.state_exact[r]:
+            torch.testing.assert_close(res.states[1][0, r], c, **TOL)
+            total = total + c.sum()
+    if merge_cost == 0.0:
+        total.backward()
+        torch.testing.assert_close(g, layer.rnn.weight_hh_l0.grad, **TOL)
+        torch.testing.assert_close(gx, xs[0].grad, **TOL)
