@@ -85,6 +85,21 @@ def sort_class_names(names: Iterable[str]) -> list[str]:
     return sorted({str(n) for n in names}, key=key)
 
 
+def _declared_labels(file: Path) -> list[str] | None:
+    """The class labels that the header's ``@classLabel true ...`` line declares (None: no such list)."""
+    with open(file, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            words = line.strip().split()
+            if not words:
+                continue
+            key = words[0].lower()
+            if key == "@data":
+                return None
+            if key == "@classlabel" and len(words) > 2 and words[1].lower() == "true":
+                return words[2:]
+    return None
+
+
 def read_ts(path: str | os.PathLike[str], *, allow_nonfinite: bool = False) -> tuple[RaggedArray, np.ndarray]:
     """Read a ``.ts`` file with sktime's loader; return float32 sequences and the raw string labels.
 
@@ -103,6 +118,14 @@ def read_ts(path: str | os.PathLike[str], *, allow_nonfinite: bool = False) -> t
             f"{file}: sktime could not parse this .ts file ({type(exc).__name__}: {exc}); check its header and "
             f"that every line is 'v,v,...[:v,v,...]:label' (class labels are required)"
         ) from exc
+    declared = _declared_labels(file)
+    if declared is not None:  # sktime does not check the body against the header's @classLabel list
+        for row, label in enumerate(labels):
+            if str(label) not in declared:
+                raise DataError(
+                    f"{file}: row {row} has class label {str(label)!r}, which the header's @classLabel does not list "
+                    f"({', '.join(declared)}); fix the header or that row"
+                )
     arrays = [np.asarray(frame.to_numpy(dtype=np.float64), dtype=np.float32) for frame in frames]  # (T_i, F)
     try:
         x = RaggedArray.from_list(arrays, allow_nonfinite=allow_nonfinite)

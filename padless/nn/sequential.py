@@ -97,7 +97,7 @@ class Sequential(nn.Module):
         >>> from padless.layers import LSTM, Dense
         >>> model = Sequential([LSTM(8, input_shape=(None, 3)), Dense(2, activation="softmax")])
         >>> model.count_params()
-        426
+        434
         >>> x = [np.random.rand(t, 3).astype("float32") for t in (5, 9, 2)]
         >>> model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
         >>> model.predict(x, verbose=0).shape
@@ -308,6 +308,12 @@ class Sequential(nn.Module):
         from padless.train.saving import save_model
 
         save_model(self, path, **kwargs)
+
+    def export(self, path: Any, streaming: bool = False, **kwargs: Any) -> Any:
+        """Write an ONNX graph (inputs ``x`` (B, T, F) and ``lengths`` (B,)). See :func:`padless.export.export_onnx`."""
+        from padless.export import export_onnx
+
+        return export_onnx(self, path, streaming=streaming, **kwargs)
 
     def reset_states(self, rows: Sequence[int] | np.ndarray | torch.Tensor | None = None) -> None:
         """Reset the carried state of every stateful layer: all rows, or only ``rows`` (indices or mask)."""

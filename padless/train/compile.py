@@ -239,8 +239,12 @@ def ensure_optimizer(model: Any) -> torch.optim.Optimizer:
     if c.optimizer is None:
         params = [p for p in model.parameters() if p.requires_grad]
         spec = c.optimizer_spec
-        if isinstance(spec, str):
-            c.optimizer = OPTIMIZERS[spec.lower()](params, **c.extras)
-        else:
-            c.optimizer = spec(params)
+        try:
+            if isinstance(spec, str):
+                c.optimizer = OPTIMIZERS[spec.lower()](params, **c.extras)
+            else:
+                c.optimizer = spec(params)
+        except (ValueError, TypeError) as e:  # torch: "Invalid learning rate: -1.0", unknown keyword, ...
+            name = spec if isinstance(spec, str) else getattr(spec, "__name__", type(spec).__name__)
+            raise ConfigError(f"optimizer {name!r} refused its settings {c.extras}: {e}") from None
     return c.optimizer

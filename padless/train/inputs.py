@@ -48,11 +48,20 @@ def as_ragged(x: Any, lengths: Any = None, mask_value: float | None = None, toke
         if lengths is not None:
             raise DataError("lengths= is only for padded arrays; a RaggedArray already knows its lengths")
         return x
+    if x is None or isinstance(x, (dict, str, bytes)):
+        raise DataError(f"inputs must be a list of (timesteps, features) arrays, an (N, T, F) array or a RaggedArray; "
+                        f"got {type(x).__name__}")
     x = _to_numpy(x)
     if isinstance(x, (list, tuple)):
         if len(x) == 0:
             raise DataError("the data set is empty: pass at least one sequence")
-        seqs = [np.asarray(_to_numpy(s)) for s in x]
+        seqs = []
+        for i, s in enumerate(x):
+            try:
+                seqs.append(np.asarray(_to_numpy(s)))
+            except (ValueError, TypeError) as e:  # e.g. a nested list whose steps have different lengths
+                raise DataError(f"sequence {i} is not a rectangular (timesteps, features) array: "
+                                f"{str(e).splitlines()[0][:120]}") from None
         if tokens:
             seqs = [s.reshape(-1, 1) if s.ndim == 1 else s for s in seqs]
         return RaggedArray.from_list(seqs)
@@ -149,11 +158,17 @@ def as_targets(y: Any, x: RaggedArray, per_step: bool, integer: bool) -> Targets
                 f"{int(x.lengths[i])}; each sequence needs one target per step"
             )
         return Targets(True, yr)
-    arr = np.asarray(_to_numpy(y))
+    try:
+        arr = np.asarray(_to_numpy(y))
+    except (ValueError, TypeError) as e:
+        raise DataError(f"targets are not a rectangular array: {str(e).splitlines()[0][:120]}") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise DataError(f"targets must be numeric; got dtype {arr.dtype} (map class names to integers first)")
     if arr.ndim == 0 or arr.shape[0] != n:
         raise DataError(f"got {arr.shape[0] if arr.ndim else 1} targets for {n} input sequences; x and y must have the same length")
+    if arr.ndim > 2:
+        raise DataError(f"per-sequence targets must be (N,) labels or (N, K) rows; got shape {arr.shape} (a model that "
+                        "returns sequences takes per-step targets)")
     if arr.ndim == 2 and arr.shape[1] == 1 and integer:
         arr = arr[:, 0]
     if integer and arr.ndim == 1:
