@@ -279,6 +279,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     batch_size = CLASSIFIER_FIT["batch_size"] if a.batch_size is None else a.batch_size
     hist = model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=val,
                      validation_split=a.val_split if val is None else 0.0, batching=a.batching, seed=a.seed,
+                     max_steps=a.max_steps, tbptt=a.tbptt,
                      callbacks=callbacks, verbose=0 if a.quiet else 1,
                      checkpoint_dir=ckdir, checkpoint_every=a.checkpoint_every, resume_from=resume,
                      overwrite_checkpoints=bool(a.overwrite))
@@ -505,6 +506,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace OUT/model.safetensors and start the checkpoints over (the old ones are deleted when "
                         "the first new one is written)")
     t.add_argument("--quiet", action="store_true")
+    t.add_argument("--max-steps", type=int, default=None, metavar="STEPS",
+                   help="cut batches by a budget of computed steps (rows x longest) instead of --batch-size")
+    t.add_argument("--tbptt", type=int, default=None, metavar="K",
+                   help="truncated BPTT: --batch-size slots, windows of K steps, exact per-sequence resets")
+    t.add_argument("--config", default=None, metavar="FILE",
+                   help="TOML or JSON file with any of these options (e.g. layers = \"lstm:100,lstm:100\", "
+                        "epochs = 30); flags given on the command line win")
     t.add_argument("--nproc", type=int, default=None,
                    help="train data-parallel in N processes on this machine (runs torchrun; gloo on CPU, NCCL on GPU)")
     t.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
@@ -561,9 +569,47 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _config_defaults(ap: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """``train --config FILE``: the file's options become the train parser's defaults (flags still win)."""
+    args = list(argv)
+    if "train" not in args or not any(x == "--config" or x.startswith("--config=") for x in args):
+        return
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(args)
+    path = Path(known.config)
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            cfg = tomllib.loads(path.read_text())
+        else:
+            cfg = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot read --config {path}: {e}") from None
+    if not isinstance(cfg, dict):
+        raise CliError(f"--config {path}: expected a table/object of options")
+    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    train = sub.choices["train"]
+    known_keys = {act.dest for act in train._actions}
+    clean = {}
+    for k, v in cfg.items():
+        key = str(k).replace("-", "_")
+        if key not in known_keys or key in ("data", "config", "help"):
+            raise CliError(f"--config {path}: unknown option {k!r}; valid: {', '.join(sorted(known_keys - {'help'}))}")
+        clean[key] = ",".join(v) if key == "layers" and isinstance(v, list) else v
+    train.set_defaults(**clean)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``padless`` console script."""
     ap = build_parser()
+    raw = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _config_defaults(ap, raw)
+    except CliError as e:
+        print(f"padless train: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     a = ap.parse_args(argv)
     a.argv = list(sys.argv[1:] if argv is None else argv)  # padless train --nproc N re-runs it under torchrun
     if not getattr(a, "func", None):

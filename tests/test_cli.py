@@ -127,3 +127,20 @@ def test_demo_quick_runs():
     r = run("demo", "--quick")
     assert r.returncode == 0, r.stderr
     assert "161,802" in r.stdout and "accuracy:" in r.stdout and "75.9%" in r.stdout
+
+
+@pytest.mark.parametrize("fmt", ["json", "toml"])
+def test_train_config_file_max_steps_and_tbptt(tmp_path, user_data, fmt):
+    cfg = tmp_path / f"cfg.{fmt}"
+    if fmt == "json":
+        cfg.write_text('{"layers": ["gru:8", "gru:8"], "epochs": 2, "max_steps": 64}')
+    else:
+        cfg.write_text('layers = "gru:8"\nepochs = 2\ntbptt = 4\nbatch_size = 4\n')
+    r = run("train", str(user_data / "data.npz"), "--config", str(cfg), "--quiet", "--out", str(tmp_path / "m"))
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "m" / "history.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2  # epochs from the file
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epochz": 2}')
+    r = run("train", str(user_data / "data.npz"), "--config", str(bad))
+    assert r.returncode == 2 and "unknown option 'epochz'" in r.stderr

@@ -79,12 +79,13 @@ class _SequentialSampler:
             yield list(range(a, min(a + self.batch_size, self.n)))
 
 
-def make_sampler(batching: str, lengths: np.ndarray, batch_size: int, shuffle: bool, seed: int, rank: int = 0,
-                 world_size: int = 1) -> Any:
+def make_sampler(batching: str, lengths: np.ndarray, batch_size: int | None, shuffle: bool, seed: int, rank: int = 0,
+                 world_size: int = 1, max_steps: int | None = None) -> Any:
     """The batch sampler for ``batching=`` (``"auto"`` is ``"bucket"``: the fastest exact choice).
 
     With ``world_size > 1`` the sampler gives rank ``rank`` its share of the *batches* (every rank the
-    same number; see :mod:`padless.data.samplers`).
+    same number; see :mod:`padless.data.samplers`). With ``max_steps`` the batches are cut by a budget of
+    computed steps (rows x longest) instead of a count.
 
     Example:
         >>> s = make_sampler("bucket", np.array([3, 1, 2, 5]), 2, shuffle=False, seed=0, rank=1, world_size=2)
@@ -105,6 +106,8 @@ def make_sampler(batching: str, lengths: np.ndarray, batch_size: int, shuffle: b
 
     cls = {"auto": BucketBatchSampler, "bucket": BucketBatchSampler, "exact": ExactLengthBatchSampler,
            "random": RandomBatchSampler}[batching]
+    if max_steps is not None:
+        return cls(lengths, max_steps=max_steps, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
     return cls(lengths, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
 
 
@@ -576,6 +579,7 @@ def fit(
     distributed: bool | str = "auto",
     keep_checkpoints: int = 2,
     overwrite_checkpoints: bool = False,
+    max_steps: int | None = None,
 ) -> History:
     """Train the model (Keras ``fit``) on ragged, padded or equal-length data.
 
@@ -616,6 +620,9 @@ def fit(
         distributed: ``"auto"`` - train data-parallel when a process group is initialised or ``torchrun``
             started this process (``WORLD_SIZE`` > 1); ``True`` - require it; ``False`` - one process.
         keep_checkpoints: how many checkpoint files to keep in ``checkpoint_dir``.
+        max_steps: cut batches by a budget of computed steps (rows x longest length, like fairseq's
+            ``max_tokens``) instead of ``batch_size`` sequences: short sequences travel in big batches,
+            long ones in small ones. Not with ``tbptt`` or a stateful model.
         overwrite_checkpoints: start a fresh run in a ``checkpoint_dir`` that holds another run's
             checkpoints: they are deleted when this run writes its first checkpoint (not before, so a run
             that fails early leaves them in place).
@@ -641,6 +648,10 @@ def fit(
     _check_count(epochs, "epochs", 0, allow_none=False)
     _check_count(initial_epoch, "initial_epoch", 0, allow_none=False)
     every = _check_count(checkpoint_every, "checkpoint_every", 1)
+    if max_steps is not None:
+        _check_count(max_steps, "max_steps", 1)
+        if tbptt is not None or model.stateful:
+            raise ConfigError("max_steps cuts batches by a step budget; it does not combine with tbptt or a stateful model")
     keep = _check_count(keep_checkpoints, "keep_checkpoints", 1, allow_none=False)
     if every is not None and checkpoint_dir is None:
         raise ConfigError("checkpoint_every needs checkpoint_dir= (the folder to write checkpoints to)")
@@ -742,7 +753,7 @@ def fit(
 
         sampler: Any = SlotScheduler(xr.lengths, bs * W, tbptt, shuffle=shuffle, seed=seed)
     else:
-        sampler = make_sampler(batching, xr.lengths, bs, shuffle, seed, rank=rank, world_size=W)
+        sampler = make_sampler(batching, xr.lengths, bs, shuffle, seed, rank=rank, world_size=W, max_steps=max_steps)
     start_epoch, position, global_step, partial, stopped = initial_epoch, 0, 0, None, False
     partial_stats: dict[str, int] = {}
     shadow = None
