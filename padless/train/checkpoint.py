@@ -349,11 +349,9 @@ def save_checkpoint(
         all_t["optimizer"] = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
     for k, v in (tensors or {}).items():
         all_t[f"extra/{k}"] = v.detach().cpu().contiguous().clone()
-    c = getattr(model, "compiled", None)
-    compile_cfg = None
-    if c is not None and c.loss_name is not None:
-        spec = c.optimizer_spec if isinstance(c.optimizer_spec, str) else None
-        compile_cfg = {"loss": c.loss_name, "metrics": c.metric_names, "optimizer": spec or "rmsprop"}
+    from padless.train.saving import compile_config
+
+    compile_cfg = compile_config(model)
     meta = {
         "format": FORMAT,
         "padless_version": padless.__version__,

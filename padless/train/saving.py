@@ -21,7 +21,7 @@ import torch
 
 from padless.errors import CheckpointError
 
-__all__ = ["save_model", "load_model", "atomic_write_bytes", "FORMAT"]
+__all__ = ["save_model", "load_model", "atomic_write_bytes", "compile_config", "FORMAT"]
 
 FORMAT = "padless.model.v1"
 
@@ -58,6 +58,15 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def compile_config(model: Any) -> dict[str, Any] | None:
+    """The JSON-able part of ``model.compile(...)`` (loss, metrics, optimizer name), or None."""
+    c = getattr(model, "compiled", None)
+    if c is None or c.loss_name is None:
+        return None
+    spec = c.optimizer_spec if isinstance(c.optimizer_spec, str) else None
+    return {"loss": c.loss_name, "metrics": c.metric_names, "optimizer": spec or "rmsprop"}
+
+
 def save_model(model: Any, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> None:
     """Save config + weights to one safetensors file, atomically.
 
@@ -84,11 +93,7 @@ def save_model(model: Any, path: str | os.PathLike[str], extra: dict[str, Any] |
 
         raise ConfigError("the model is not built yet (no weights): train it or give input_shape before saving")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    c = getattr(model, "compiled", None)
-    compile_cfg = None
-    if c is not None and c.loss_name is not None:
-        spec = c.optimizer_spec if isinstance(c.optimizer_spec, str) else None
-        compile_cfg = {"loss": c.loss_name, "metrics": c.metric_names, "optimizer": spec or "rmsprop"}
+    compile_cfg = compile_config(model)
     meta = {
         "format": FORMAT,
         "padless_version": padless.__version__,
