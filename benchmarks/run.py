@@ -190,6 +190,23 @@ def report(results: dict[str, Any], a: argparse.Namespace) -> str:
             eps = ", ".join(f"{t:.3f}" for t in r["epochs_s"][:8]) + (" ..." if len(r["epochs_s"]) > 8 else "")
             lines.append(f"| {k}: {LABELS.get(k, k)} | {r['median_s']:.3f} | {eps} | {r['steps_per_s']:,.0f} | {ratio} |")
         lines.append("")
+    lines += [
+        "## Notes",
+        "",
+        "- padless runs each batch as blocks of the dense kernel (oneDNN here, cuDNN on GPU): rows sorted longest "
+        "first, time cut where rows end, neighbouring blocks merged when the padding they add costs less than a "
+        "kernel call (`merge_cost` 100 row-steps), blocks longer than 128 steps cut into chained calls "
+        "(`padless.data.plan.MAX_CALL_STEPS`). Results stay exact (tests/nn/test_exactness.py).",
+        "- Under glibc's default allocator every large tensor of a long kernel call is mmap'ed and page-faulted "
+        "in again at every training step; the 128-step cut avoids that for padless, the plain-torch variants pay "
+        "it. With the tuned allocator every variant is spared it, and the ratio shows kernel work only.",
+        "- The ceiling's batches are all 324 (PLAID) or 16 (JapaneseVowels) steps long; bucketed batches of 32 "
+        "sum to 6,400 / 155 sequential steps per epoch instead of 5,508 / 144. On JapaneseVowels a kernel call's "
+        "fixed cost is about a third of a batch's time, so that gap is not recovered by skipping padding.",
+        "- T (truncated BPTT) windows start every slot's next sequence at the next window, so each window is one "
+        "rectangular block; the idle slot-steps this leaves are reported as its waste.",
+        "",
+    ]
     return "\n".join(lines)
 
 
