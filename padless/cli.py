@@ -404,26 +404,32 @@ def cmd_predict(a: argparse.Namespace) -> int:
     out = Path(a.out)
     if out.exists() and not a.overwrite:
         raise CliError(f"{out} exists; pass --overwrite or another --out")
-    if out.suffix == ".npy":
-        from padless.train.saving import atomic_write_bytes
-        import io
+    import io
 
+    from padless.train.saving import atomic_write_bytes
+
+    per_step = isinstance(probs, list)  # a per-step model: one (T_i, K) array per sequence
+    if out.suffix in (".npy", ".npz"):
         buf = io.BytesIO()
-        np.save(buf, probs)
+        if per_step:  # ragged: values (sum T_i, K) + offsets (N+1), like RaggedArray
+            offsets = np.concatenate([[0], np.cumsum([len(p) for p in probs])]).astype(np.int64)
+            np.savez(buf, values=np.concatenate(probs), offsets=offsets)
+        elif out.suffix == ".npz":
+            np.savez(buf, values=probs)
+        else:
+            np.save(buf, probs)
         atomic_write_bytes(out, buf.getvalue())
     else:
-        import io
-
-        from padless.train.saving import atomic_write_bytes
-
         buf2 = io.StringIO()
         w = csv.writer(buf2)
-        labels = names or [str(i) for i in range(probs.shape[1])]
-        w.writerow(["index", "prediction"] + [f"p_{n}" for n in labels])
-        for i, row in enumerate(probs):
-            w.writerow([i, labels[int(np.argmax(row))]] + [f"{v:.6f}" for v in row])
+        width = (probs[0] if per_step else probs).shape[1]
+        labels = names or [str(i) for i in range(width)]
+        w.writerow(["index"] + (["step"] if per_step else []) + ["prediction"] + [f"p_{n}" for n in labels])
+        for i, seq in enumerate(probs):
+            for t, row in enumerate(seq if per_step else [seq]):
+                w.writerow([i] + ([t] if per_step else []) + [labels[int(np.argmax(row))]] + [f"{v:.6f}" for v in row])
         atomic_write_bytes(out, buf2.getvalue().encode())
-    print(f"predictions: {len(probs)} -> {out}")
+    print(f"predictions: {len(probs)} {'sequences (per step)' if per_step else 'sequences'} -> {out}")
     return 0
 
 
@@ -529,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=32)
     e.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="class probabilities for DATA (CSV or .npy)",
+    p = sub.add_parser("predict", help="class probabilities for DATA (CSV, .npy or .npz; per sequence or per step)",
                        epilog="Examples:\n  padless predict runs/jv/model.safetensors japanese_vowels --out preds.csv\n"
                               "  padless predict runs/jv/model.onnx japanese_vowels --out preds.csv",
                        formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -144,3 +144,24 @@ def test_train_config_file_max_steps_and_tbptt(tmp_path, user_data, fmt):
     bad.write_text('{"epochz": 2}')
     r = run("train", str(user_data / "data.npz"), "--config", str(bad))
     assert r.returncode == 2 and "unknown option 'epochz'" in r.stderr
+
+
+def test_predict_per_step_model(tmp_path, user_data):
+    from padless import Sequential
+    from padless.layers import GRU, Dense
+
+    m = Sequential([GRU(4, return_sequences=True, input_shape=(None, 2)), Dense(2, activation="softmax")])
+    m.preprocessing = {"classes": ["down", "up"]}
+    m.save(tmp_path / "steps.safetensors")
+    data = user_data / "data.npz"
+    r = run("predict", str(tmp_path / "steps.safetensors"), str(data), "--out", str(tmp_path / "s.csv"))
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "s.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    with np.load(data) as z:
+        total = int(z["offsets"][-1])
+    assert len(rows) == total and rows[0]["step"] == "0" and rows[0]["prediction"] in ("down", "up")
+    r = run("predict", str(tmp_path / "steps.safetensors"), str(data), "--out", str(tmp_path / "s.npz"))
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["values"].shape == (total, 2) and z["offsets"][-1] == total
