@@ -41,24 +41,14 @@ DEFAULT_OPSET = 17
 ONNX_FORMAT = "padless.onnx.v1"
 
 
-def _require_onnx() -> Any:
-    try:
-        import onnx
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ConfigError(
-            "ONNX export needs the onnx package: pip install 'padless[export]' (or pip install onnx)"
-        ) from None
-    return onnx
+def _require(module: str, purpose: str) -> Any:
+    """Import an optional dependency of the ``export`` extra, or say how to install it."""
+    import importlib
 
-
-def _require_ort() -> Any:
     try:
-        import onnxruntime
+        return importlib.import_module(module)
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ConfigError(
-            "running an .onnx model needs onnxruntime: pip install 'padless[export]' (or pip install onnxruntime)"
-        ) from None
-    return onnxruntime
+        raise ConfigError(f"{purpose} needs {module}: pip install 'padless[export]' (or pip install {module})") from None
 
 
 # ---------------------------------------------------------------------------------------------- graph
@@ -385,7 +375,7 @@ def export_onnx(model: Any, path: str | os.PathLike[str], *, streaming: bool = F
         >>> bool(np.allclose(load_onnx(p).predict(x), m.predict(x, verbose=0), atol=1e-5))
         True
     """
-    onnx = _require_onnx()
+    onnx = _require("onnx", "ONNX export")
     import padless
     from padless.nn.layers import Masking
     from padless.train.saving import atomic_write_bytes
@@ -461,7 +451,7 @@ class OnnxModel:
     """
 
     def __init__(self, path: str | os.PathLike[str], providers: Sequence[str] | None = None, threads: int = 0) -> None:
-        ort = _require_ort()
+        ort = _require("onnxruntime", "running an .onnx model")
         p = Path(path)
         if not p.is_file():
             raise CheckpointError(f"no ONNX model at {str(p)!r}: check the path (write one with padless export)")

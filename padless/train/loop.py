@@ -325,10 +325,10 @@ def run_steps(
                 opt.step()  # type: ignore[union-attr]
             if n and c is not None and loss_sum is not None:
                 with torch.no_grad():
-                    prob = c.activate(pred.detach())
                     sums["loss"] = sums.get("loss", 0.0) + float(loss_sum.detach())
-                    for k, v in c.metric_sums(prob, step.y).items():
-                        sums[k] = sums.get(k, 0.0) + float(v)
+                    if c.metric_names:  # the activation is only needed for metrics
+                        for k, v in c.metric_sums(c.activate(pred.detach()), step.y).items():
+                            sums[k] = sums.get(k, 0.0) + float(v)
                 res.count += n
             if collect:
                 p = pred.detach()
