@@ -1,19 +1,23 @@
 """padless: train recurrent networks on variable-length sequences, exactly and fast, with no padding waste.
 
-Keras-style entry points live here (``Sequential``, ``load_model``, ``layers``, ``datasets``); the
-PyTorch-level pieces are in :mod:`padless.data` (ragged containers, samplers, collation) and
-:mod:`padless.nn` (layers as plain ``nn.Module`` objects).
+Owns: the Keras-style entry points (``Sequential``, ``load_model``, ``Stream``, ``layers``, the errors)
+and ``__version__``. The PyTorch-level pieces are in :mod:`padless.data` (ragged containers, samplers,
+collation), :mod:`padless.nn` (layers and graphs as plain ``nn.Module`` objects), :mod:`padless.train`
+(the trainer), :mod:`padless.export` (ONNX). Does not own: any behaviour; see ``docs/architecture.md``.
+
+Example:
+    >>> import padless
+    >>> padless.Sequential([padless.layers.GRU(2, input_shape=(None, 1))]).count_params()
+    30
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from padless.errors import CheckpointError, ConfigError, DataError, PadlessError, StateError
-from padless.nn.sequential import Sequential
-from padless.nn.stream import Stream
-from padless.train.saving import load_model
 from padless import layers
+from padless.errors import CheckpointError, ConfigError, DataError, PadlessError, StateError
+from padless.io import VERSION as __version__
+from padless.models import Sequential, load_model
+from padless.nn.stream import Stream
 
 __all__ = [
     "__version__",

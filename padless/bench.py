@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from padless.data import RaggedArray
-from padless.layers import LSTM, Dense
-from padless.nn.sequential import Sequential
+from padless.data.ragged import RaggedArray
+from padless.models import Sequential
+from padless.nn.core import Dense
+from padless.nn.recurrent import LSTM
 
 __all__ = ["make_torch_variant", "make_padless_variant", "measure", "LABELS", "B", "H", "DEVICE"]
 

@@ -16,6 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+import padless.datasets as ds
+from padless.bench import LABELS, make_padless_variant, make_torch_variant, measure
+from padless.data.waste import compare_batching, format_table
+from padless.models import Sequential
+from padless.nn.core import Dense
+from padless.nn.recurrent import LSTM
+from padless.recipes import CLASSIFIER_FIT, StepDecay, sequence_classifier
+
 __all__ = ["run_demo", "seed_scenario", "jv_classifier", "waste_tables", "throughput"]
 
 
@@ -25,8 +33,6 @@ def _h(title: str) -> None:
 
 def seed_scenario(n: int = 1000) -> dict[str, Any]:
     """The Keras program from the question, with a length-60 fit and a mixed-length list fit."""
-    from padless import Sequential
-    from padless.layers import LSTM, Dense
 
     model = Sequential()
     model.add(LSTM(100, return_sequences=True, input_shape=(None, 100)))
@@ -50,7 +56,7 @@ def seed_scenario(n: int = 1000) -> dict[str, Any]:
     h = model.fit(mixed, ym, batch_size=200, epochs=1, verbose=0)
     counts.append(model.count_params())
     print(f"fit on a list of {len(mixed)} sequences of lengths 50/10/60 mixed: loss {h.history['loss'][0]:.4f}  "
-          f"{time.perf_counter() - t:.2f}s  padding waste {100 * h.history['padding_waste'][0]:.1f}%  params {counts[-1]:,}")
+          f"{time.perf_counter() - t:.2f}s  padding waste {100 * h.throughput['padding_waste'][0]:.1f}%  params {counts[-1]:,}")
     score = model.evaluate(x_val, y_val, batch_size=200, verbose=0)
     print(f"evaluate (200, 50, 100): loss {score[0]:.4f}, accuracy {score[1]:.4f}")
     print(f"parameter count before and after every fit: {params:,} (unchanged: a cell is not a time step; "
@@ -60,8 +66,6 @@ def seed_scenario(n: int = 1000) -> dict[str, Any]:
 
 def jv_classifier(seed: int = 0, epochs: int | None = None) -> dict[str, float]:
     """Train the library's recipe on JapaneseVowels; return test accuracy and training seconds."""
-    import padless.datasets as ds
-    from padless.recipes import CLASSIFIER_FIT, StepDecay, sequence_classifier
 
     (x, y), (xt, yt) = ds.load("japanese_vowels")
     torch.manual_seed(seed)
@@ -77,8 +81,6 @@ def jv_classifier(seed: int = 0, epochs: int | None = None) -> dict[str, float]:
 
 def waste_tables(batch_size: int = 32) -> None:
     """Print the padding waste of each batching strategy on the built-in length distributions."""
-    import padless.datasets as ds
-    from padless.data import compare_batching, format_table
 
     for name, label in (("plaid", "PLAID train (537 sequences, lengths 100-1344)"),
                         ("japanese_vowels", "JapaneseVowels train (270 sequences, lengths 7-26)")):
@@ -89,8 +91,6 @@ def waste_tables(batch_size: int = 32) -> None:
 
 def throughput(quick: bool = False) -> dict[str, float]:
     """One epoch each, side by side, on PLAID (real data, 1 feature): padless vs plain-PyTorch baselines."""
-    import padless.datasets as ds
-    from padless.bench import LABELS, make_padless_variant, make_torch_variant, measure
 
     (x, y), _ = ds.load("plaid")
     xs = [np.asarray(s, dtype=np.float32) for s in x.to_list()]

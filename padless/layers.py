@@ -1,19 +1,18 @@
 """Keras-style layer names: ``from padless.layers import LSTM, Dense``.
 
-Owns nothing: re-exports :mod:`padless.nn.recurrent` and :mod:`padless.nn.layers` under the names a Keras
-user expects.
+Owns nothing: re-exports the layers of :mod:`padless.nn` under the names a Keras user expects, and the
+base class :class:`Layer` for your own. Does not own: any layer's behaviour.
+
+Example:
+    >>> from padless.layers import LSTM, Dense
+    >>> LSTM(4, input_shape=(None, 3)).input_size
+    3
 """
 
-from padless.nn.layers import (
-    Dense,
-    Dropout,
-    Embedding,
-    GaussianNoise,
-    GlobalAveragePooling1D,
-    GlobalMaxPooling1D,
-    Masking,
-    Normalization,
-)
+from padless.nn.base import Layer
+from padless.nn.core import Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization
+from padless.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from padless.nn.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 
-__all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "Dense", "Dropout", "GaussianNoise", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Masking", "Embedding", "Normalization"]
+__all__ = ["Layer", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Dense", "Dropout", "GaussianNoise",
+           "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Masking", "Embedding", "Normalization"]

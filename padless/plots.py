@@ -1,8 +1,14 @@
 """Plots drawn from real data and runs (matplotlib, optional extra ``padless[plots]``).
 
-Owns: :func:`length_histogram` (lengths with the bucket boundaries of the bucketed sampler) and
-:func:`unrolled_recurrence` (two ragged sequences unrolled over time, as segments of the exact plan).
-Does not own: any computation of the figures' numbers.
+Owns: :func:`length_histogram` (lengths with the bucket boundaries of the bucketed sampler),
+:func:`unrolled_recurrence` (two ragged sequences unrolled over time, as segments of the exact plan) and
+:func:`history_plot` (a run's learning curves). Does not own: any computation of the figures' numbers.
+
+Example:
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "h.png")
+    >>> history_plot({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]}, p) in (True, False)
+    True
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from padless.data.plan import make_plan
 from padless.errors import PadlessError
 
-__all__ = ["length_histogram", "unrolled_recurrence"]
+__all__ = ["length_histogram", "unrolled_recurrence", "history_plot"]
 
 
 def _plt() -> Any:
@@ -48,8 +55,6 @@ def length_histogram(lengths: Any, path: str | Path, batch_size: int = 32, title
 def unrolled_recurrence(lengths: Any, path: str | Path) -> Path:
     """Draw the unrolled recurrence of a few ragged sequences: one cell per real step, the segments of
     the exact plan as blocks (each block is one dense kernel call), no padded cells."""
-    from padless.data.plan import make_plan
-
     plt = _plt()
     L = np.sort(np.asarray(lengths))[::-1]
     plan = make_plan(L)
@@ -71,3 +76,24 @@ def unrolled_recurrence(lengths: Any, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def history_plot(history: dict[str, list[float]], path: str | Path) -> bool:
+    """Loss (and accuracy, when logged) per epoch, training and validation; False without matplotlib."""
+    try:
+        plt = _plt()
+    except PadlessError:
+        return False
+    keys = [k for k in ("loss", "accuracy") if k in history]
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4.5 * max(len(keys), 1), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for k in (key, f"val_{key}"):
+            if k in history:
+                ax.plot(range(1, len(history[k]) + 1), history[k], label=k)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

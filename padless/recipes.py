@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from padless.nn.layers import Dense, Dropout, GaussianNoise, GlobalAveragePooling1D, Normalization
+from padless.errors import ConfigError
+from padless.models import Sequential
+from padless.nn.core import Dense, Dropout, GaussianNoise, Normalization
+from padless.nn.pooling import GlobalAveragePooling1D
 from padless.nn.recurrent import GRU, LSTM, Bidirectional
-from padless.nn.sequential import Sequential
 from padless.train.callbacks import Callback
 
 __all__ = ["sequence_classifier", "CLASSIFIER_FIT", "StepDecay", "parse_layers"]
@@ -40,8 +42,6 @@ class StepDecay(Callback):
 
 def parse_layers(spec: str, num_features: int) -> list[Any]:
     """Build recurrent layers from ``"lstm:100,lstm:100"`` / ``"bigru:64,gru:64"`` (``bi`` = bidirectional)."""
-    from padless.errors import ConfigError
-
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if not parts:
         raise ConfigError("--layers is empty; example: --layers lstm:100,lstm:100")

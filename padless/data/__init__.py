@@ -1,7 +1,10 @@
 """Data layer: ragged storage, batching constraints, batch samplers, padding-waste accounting, Parquet I/O.
 
-Owns: the re-exports below. Does not own: collation into model inputs (:mod:`padless.data.collate`,
-imported on its own), models or training. Nothing here pads data to train on it.
+Owns: the re-exports below: storage (:mod:`~padless.data.ragged`), batch sources (samplers and their
+constraints), execution plans and collation into :class:`RaggedBatch` (:mod:`~padless.data.plan`,
+:mod:`~padless.data.collate`), reading what users pass (:mod:`~padless.data.inputs`) and files
+(:mod:`~padless.data.readers`), waste accounting. Does not own: models or training. Nothing here pads
+data to train on it.
 
 Example:
     >>> from padless.data import RaggedArray, BucketBatchSampler
@@ -12,10 +15,21 @@ Example:
 
 from __future__ import annotations
 
+from padless.data.collate import RaggedBatch, collate, collate_values
 from padless.data.constraints import BatchConstraint, MaxCount, MaxSteps, resolve_constraint, validate_lengths
+from padless.data.inputs import Targets, as_ragged, as_targets
+from padless.data.labels import encode_classes, sort_class_names
 from padless.data.parquet import read_parquet, write_parquet
+from padless.data.readers import LabeledData, read_data
 from padless.data.ragged import RaggedArray, concatenate
-from padless.data.samplers import BucketBatchSampler, EpochIterator, ExactLengthBatchSampler, RandomBatchSampler
+from padless.data.samplers import (
+    BucketBatchSampler,
+    EpochIterator,
+    ExactLengthBatchSampler,
+    RandomBatchSampler,
+    SequentialBatchSampler,
+)
+from padless.data.sources import BATCHING_MODES, BatchSource, make_sampler
 from padless.data.waste import WasteReport, compare_batching, format_table, waste_report
 
 __all__ = [
@@ -30,10 +44,24 @@ __all__ = [
     "ExactLengthBatchSampler",
     "RandomBatchSampler",
     "EpochIterator",
+    "SequentialBatchSampler",
+    "BatchSource",
+    "BATCHING_MODES",
+    "make_sampler",
     "WasteReport",
     "waste_report",
     "compare_batching",
     "format_table",
     "read_parquet",
     "write_parquet",
+    "RaggedBatch",
+    "collate",
+    "collate_values",
+    "as_ragged",
+    "as_targets",
+    "Targets",
+    "sort_class_names",
+    "encode_classes",
+    "read_data",
+    "LabeledData",
 ]

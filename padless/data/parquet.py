@@ -123,7 +123,11 @@ def read_parquet(
     missing = [c for c in wanted if c not in schema.names]
     if missing:
         raise DataError(f"{os.fspath(path)} has no column {missing[0]!r}; its columns are {schema.names}")
-    table = pq.read_table(os.fspath(path), columns=wanted)
+    try:
+        table = pq.read_table(os.fspath(path), columns=wanted)
+    except (OSError, pa.ArrowException) as exc:  # truncated or corrupted pages
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot read Parquet file {os.fspath(path)} (damaged or truncated?): {first}") from None
     seqs = table.column(column).combine_chunks()
     if isinstance(seqs, pa.ChunkedArray):  # pyarrow may return a ChunkedArray for nested types
         seqs = pa.concat_arrays(seqs.chunks) if seqs.num_chunks else pa.array([], type=seqs.type)

@@ -3,7 +3,7 @@
 Owns: the registry of built-in names (:func:`names`), :func:`load` and :func:`classes`, and the cache of
 converted arrays under ``$PADLESS_CACHE`` (default ``$XDG_CACHE_HOME/padless`` or ``~/.cache/padless``),
 one directory per data set and sktime version, written atomically and rebuilt if it is found corrupted.
-Does not own: ``.ts`` parsing (sktime's loader, wrapped in :mod:`padless.datasets._ts`).
+Does not own: ``.ts`` parsing (sktime's loader, wrapped in :mod:`padless.data.ts`).
 
 Example:
     >>> names()
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from padless.data.ragged import RaggedArray
-from padless.datasets._ts import encode_labels, read_ts, sktime_root, sktime_version, sort_class_names
+from padless.data.labels import encode_labels, sort_class_names
+from padless.data.ts import read_ts, sktime_root, sktime_version
 from padless.errors import DataError, PadlessError
 
 __all__ = ["load", "classes", "names", "cache_dir"]

@@ -1,23 +1,31 @@
-"""Layers and models that run ragged batches exactly with the dense recurrent kernels.
+"""Layers and model graphs that run ragged batches exactly: plain ``torch.nn.Module`` objects.
 
-Owns: the layer modules (:mod:`padless.nn.recurrent`, :mod:`padless.nn.layers`) and the model
-(:mod:`padless.nn.sequential`). Every layer is a plain ``torch.nn.Module`` callable on a
-``PackedSequence``, ``(padded, lengths)``, a dense ``(B, T, F)`` tensor or a list of tensors.
+Owns: the layer contract (:mod:`padless.nn.base`), the layers (:mod:`~padless.nn.core`,
+:mod:`~padless.nn.recurrent`, :mod:`~padless.nn.pooling`), the engines that run recurrent layers
+(:mod:`~padless.nn.blocks`), composition (:mod:`~padless.nn.graph`) and streaming inference
+(:mod:`~padless.nn.stream`). Every layer is callable on a ``PackedSequence``, ``(padded, lengths)``, a
+dense ``(B, T, F)`` tensor or a list of tensors. Nothing here knows about training, files or ONNX.
+
+Does not own: the Keras-style model facade with ``compile``/``fit``/``save`` (``padless.models``), training
+(``padless.train``), export (``padless.export``).
+
+Example:
+    >>> import torch
+    >>> from padless.nn import LSTM, Dense, LayerStack
+    >>> LayerStack([LSTM(4, input_size=2), Dense(1)])([torch.randn(3, 2)]).shape
+    torch.Size([1, 1])
 """
 
-from padless.nn.layers import (
-    Dense,
-    Dropout,
-    Embedding,
-    GaussianNoise,
-    GlobalAveragePooling1D,
-    GlobalMaxPooling1D,
-    Masking,
-    Normalization,
-)
-from padless.nn.recurrent import GRU, LSTM, Bidirectional, Recurrent, RunOutput, SimpleRNN, scan
-from padless.nn.sequential import Sequential
+from padless.nn.adapters import from_batch, to_batch
+from padless.nn.base import Layer, OnnxValue, deserialize_layer, map_values, registered_layers, serialize_layer
+from padless.nn.blocks import scan
+from padless.nn.core import Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization
+from padless.nn.graph import Graph, LayerStack
+from padless.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
+from padless.nn.recurrent import GRU, LSTM, Bidirectional, Recurrent, RunOutput, SimpleRNN
 from padless.nn.stream import Stream
 
-__all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "Recurrent", "RunOutput", "scan", "Dense", "Dropout",
-           "Masking", "Embedding", "Normalization", "Sequential", "Stream"]
+__all__ = ["Layer", "OnnxValue", "serialize_layer", "deserialize_layer", "registered_layers", "map_values",
+           "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Recurrent", "RunOutput", "scan", "Dense", "Dropout",
+           "GaussianNoise", "Masking", "Embedding", "Normalization", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+           "Graph", "LayerStack", "Stream", "to_batch", "from_batch"]

@@ -1,114 +1,71 @@
-"""Recurrent layers that run ragged batches exactly, with the dense kernel.
+"""Recurrent layers that run ragged batches exactly: LSTM, GRU, SimpleRNN and Bidirectional.
 
-Owns: :class:`LSTM`, :class:`GRU`, :class:`SimpleRNN` and :class:`Bidirectional` - Keras names and
-semantics (``units``, ``return_sequences``, ``return_state``, ``stateful``, ``dropout``, ``go_backwards``,
-``reset_states``), built on plain ``torch.nn.LSTM``/``GRU``/``RNN`` modules so cuDNN (GPU) or oneDNN (CPU)
-runs every block. A batch arrives as a :class:`~padless.data.collate.RaggedBatch`; the layer walks its
-segments, running the fused kernel on each rectangular block and carrying ``(h, c)`` into the rows that
-continue. No step of padding is computed on an exact plan, and final states are each row's own.
+Owns: :class:`Recurrent` (the Keras contract: ``units``, ``return_sequences``, ``return_state``,
+``stateful`` with per-row ``reset_states``, ``dropout``, ``go_backwards``), :class:`LSTM`, :class:`GRU`,
+:class:`SimpleRNN`, :class:`Bidirectional`, :class:`RunOutput`, and their ONNX form (one ONNX
+``LSTM``/``GRU``/``RNN`` node with ``sequence_lens`` per direction). The weights live in a plain
+``torch.nn.LSTM``/``GRU``/``RNN`` (``layer.rnn``); a batch arrives as a
+:class:`~padless.data.collate.RaggedBatch` and runs through the block engine (:func:`padless.nn.blocks.scan`),
+so no step of padding is computed on an exact plan and final states are each row's own.
 
 Also accepted as input (PyTorch users): a ``PackedSequence``, a ``(padded, lengths)`` pair, or an
 equal-length ``(B, T, F)`` tensor; the output has the same kind.
 
-Does not own: the batch layout (``padless.data.plan``), training (``padless.train``).
+Does not own: the batch layout (``padless.data.plan``), the kernels (:mod:`padless.nn.blocks`),
+training (``padless.train``).
+
+Example:
+    >>> import torch
+    >>> lstm = LSTM(8, input_size=3, return_state=True)
+    >>> out, h, c = lstm([torch.randn(5, 3), torch.randn(2, 3)])
+    >>> out.shape, h.shape, c.shape
+    (torch.Size([2, 8]), torch.Size([2, 8]), torch.Size([2, 8]))
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence
 
 from padless.data.collate import RaggedBatch
 from padless.errors import ConfigError, DataError, StateError
+from padless.nn.adapters import from_batch, to_batch
+from padless.nn.base import Layer, OnnxValue, State, deserialize_layer, serialize_layer
+from padless.nn.blocks import scan
 
-__all__ = ["RunOutput", "Recurrent", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "to_batch", "from_batch"]
-
-State = tuple[torch.Tensor, ...]  # each (1, B, H)
-
-
-# ---------------------------------------------------------------------- input adapters
-def to_batch(x: Any) -> tuple[RaggedBatch, str]:
-    """Turn any accepted input into a RaggedBatch; return it with the input's kind."""
-    if isinstance(x, RaggedBatch):
-        return x, "ragged"
-    if isinstance(x, PackedSequence):
-        return RaggedBatch.from_packed(x), "packed"
-    if isinstance(x, (tuple, list)) and len(x) == 2 and isinstance(x[0], torch.Tensor) and x[0].dim() == 3:
-        return RaggedBatch.from_padded(x[0], x[1]), "padded"
-    if isinstance(x, torch.Tensor):
-        if x.dim() != 3:
-            raise DataError(f"expected a (B, T, F) tensor; got shape {tuple(x.shape)}")
-        B, T, _ = x.shape
-        return RaggedBatch.from_padded(x, np.full(B, T, dtype=np.int64)), "dense"
-    if isinstance(x, (list, tuple)) and all(isinstance(t, torch.Tensor) for t in x):
-        return RaggedBatch.from_list(list(x)), "list"
-    raise DataError(
-        f"cannot read input of type {type(x).__name__}: pass a RaggedBatch, PackedSequence, "
-        "(padded, lengths), a (B, T, F) tensor or a list of (T_i, F) tensors"
-    )
+__all__ = ["RunOutput", "Recurrent", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "row_mask"]
 
 
-def from_batch(b: RaggedBatch, kind: str) -> Any:
-    """Inverse of :func:`to_batch` for sequence outputs."""
-    if kind == "ragged":
-        return b
-    if kind == "packed":
-        return b.to_packed()
-    if kind == "padded":
-        return b.to_padded(), torch.as_tensor(b.lengths)
-    if kind == "dense":
-        return b.to_padded()
-    return b.to_list()
+class RunOutput(NamedTuple):
+    """What a recurrent layer's ``run`` returns (rows in sorted order)."""
+
+    seq: RaggedBatch  # (S, out) output sequence in the batch layout
+    last: torch.Tensor  # (B, out) output at each row's last step
+    states: State | None  # final states, each (1, B, H), when asked for
 
 
-# ---------------------------------------------------------------------- the kernel walk
-def scan(
-    rnn: nn.RNNBase, data: torch.Tensor, batch: RaggedBatch, hx: State | None, want_states: bool
-) -> tuple[torch.Tensor, State | None]:
-    """Run ``rnn`` (one layer, one direction) over the segments of ``batch``.
+def row_mask(rows: Any, B: int) -> torch.Tensor:
+    """(B,) bool mask from row indices or a boolean mask, checked against ``B`` rows.
 
-    Args:
-        rnn: a ``torch.nn.LSTM``/``GRU``/``RNN`` with ``num_layers=1``, ``batch_first=False``.
-        data: (S, F) input in the batch's layout.
-        batch: gives the layout.
-        hx: initial state in *sorted* row order, each (1, B, H), or None for zeros.
-        want_states: also return the final state of every row; exact for the rows whose length ends a
-            segment (``plan.state_exact``: every row of an exact plan), undefined for the others.
-
-    Returns:
-        ``(out, states)``: out (S, H) in the same layout; states each (1, B, H) in sorted order.
+    Raises:
+        StateError: an index out of range, or a mask of the wrong size.
     """
-    plan = batch.plan
-    is_lstm = isinstance(rnn, nn.LSTM)
-    outs: list[torch.Tensor] = []
-    ended: list[State] = []
-    h: State | None = hx
-    for seg in plan.segments:
-        xs = data[seg.start : seg.start + seg.steps * seg.rows].view(seg.steps, seg.rows, -1)  # (T, r, F)
-        if h is not None and h[0].shape[1] != seg.rows:
-            if want_states:
-                ended.append(tuple(s[:, seg.rows :] for s in h))
-            h = tuple(s[:, : seg.rows] for s in h)
-        if is_lstm:
-            o, (hn, cn) = rnn(xs, None if h is None else (h[0].contiguous(), h[1].contiguous()))
-            h = (hn, cn)
-        else:
-            o, hn = rnn(xs, None if h is None else h[0].contiguous())
-            h = (hn,)
-        outs.append(o.reshape(seg.steps * seg.rows, -1))
-    out = outs[0] if len(outs) == 1 else torch.cat(outs, 0)
-    if not want_states:
-        return out, None
-    if h is None:  # pragma: no cover - a plan always has a segment
-        raise StateError("internal: empty plan")
-    parts = [h] + ended[::-1]
-    states = tuple(torch.cat([p[k] for p in parts], 1) for k in range(len(h)))
-    return out, states
+    r = torch.as_tensor(np.asarray(rows) if not isinstance(rows, torch.Tensor) else rows)
+    if r.dtype == torch.bool:
+        if r.numel() != B:
+            raise StateError(f"reset mask has {r.numel()} entries; Expected {B} (one per row)")
+        return r.reshape(B)
+    r = r.reshape(-1).long()
+    bad = r[(r < 0) | (r >= B)]
+    if bad.numel():
+        raise StateError(f"row {int(bad[0])} is out of range for a stateful batch of {B} rows (valid: 0..{B - 1})")
+    mask = torch.zeros(B, dtype=torch.bool)
+    mask[r] = True
+    return mask
 
 
 def _keras_init(rnn: nn.RNNBase, gates: int, forget_bias: bool) -> None:
@@ -130,21 +87,24 @@ def _keras_init(rnn: nn.RNNBase, gates: int, forget_bias: bool) -> None:
                     p[H : 2 * H] = 1.0  # torch gate order i, f, g, o
 
 
-# ---------------------------------------------------------------------- layers
-class Recurrent(nn.Module):
+def _sorted_state(batch: RaggedBatch, states: Sequence[torch.Tensor]) -> State:
+    """States given per batch row (each (1, B, H) or (B, H)) -> (1, B, H) in the batch's sorted row order."""
+    st = tuple(s if s.dim() == 3 else s.unsqueeze(0) for s in states)
+    return tuple(batch.sort(s.transpose(0, 1)).transpose(0, 1) for s in st)
+
+
+class Recurrent(Layer):
     """Base of the Keras-style recurrent layers (one direction, one layer).
 
     Args:
         units: hidden size H (Keras ``units``). The parameter count never depends on sequence length.
         return_sequences: return the whole output sequence instead of each row's last output.
         return_state: also return the final state(s), each (B, H), taken at each row's *own* last step.
-        stateful: carry the final state of row i into row i of the next batch (fixed batch size).
+        stateful: carry the final state of row i into row i of the next batch (fixed batch size: give
+            ``batch_input_shape=(B, None, F)`` or ``batch_size=B``).
         dropout: input dropout rate, one mask per sequence shared across its steps (Keras semantics).
         go_backwards: process each sequence from its true end to its start.
-        input_size: number of input features F; when omitted the layer is built on first use
-            (``input_shape=(None, F)`` and ``batch_input_shape=(B, None, F)`` are accepted too).
-        batch_size: fixed batch size of a stateful layer (or give ``batch_input_shape``).
-        name: optional layer name.
+        **kwargs: the common layer keywords (``input_shape=(None, F)``, ``input_size``, ``name``, ...).
 
     Example:
         >>> import torch
@@ -154,50 +114,28 @@ class Recurrent(nn.Module):
         (torch.Size([2, 8]), torch.Size([2, 8]), torch.Size([2, 8]))
     """
 
-    _rnn_cls: type[nn.RNNBase] = nn.RNN
-    _gates = 1
-    _num_states = 1
+    requires_sequences = True
+    _rnn_cls: ClassVar[type[nn.RNNBase]] = nn.RNN
+    _gates: ClassVar[int] = 1
+    _num_states: ClassVar[int] = 1
+    onnx_op: ClassVar[str] = "RNN"
 
-    def __init__(
-        self,
-        units: int,
-        *,
-        return_sequences: bool = False,
-        return_state: bool = False,
-        stateful: bool = False,
-        dropout: float = 0.0,
-        go_backwards: bool = False,
-        input_size: int | None = None,
-        input_shape: Sequence[int | None] | None = None,
-        batch_input_shape: Sequence[int | None] | None = None,
-        batch_size: int | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__()
+    def __init__(self, units: int, return_sequences: bool = False, return_state: bool = False,
+                 stateful: bool = False, dropout: float = 0.0, go_backwards: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
-            raise ConfigError(f"units must be a positive integer; got {units!r}")
+            raise ConfigError(f"{type(self).__name__}: units must be a positive integer; got {units!r}")
         if not 0.0 <= float(dropout) < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1); got {dropout!r}")
+            raise ConfigError(f"{type(self).__name__}: dropout must be in [0, 1); got {dropout!r}")
         self.units = int(units)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.stateful = bool(stateful)
         self.dropout = float(dropout)
         self.go_backwards = bool(go_backwards)
-        self.name = name
-        if batch_input_shape is not None:
-            batch_size = batch_size or batch_input_shape[0]
-            input_shape = tuple(batch_input_shape[1:])
-        if input_shape is not None:
-            if len(input_shape) != 2:
-                raise ConfigError(f"input_shape must be (timesteps, features), e.g. (None, 100); got {input_shape}")
-            input_size = input_size or input_shape[-1]
-        self.batch_size = int(batch_size) if batch_size else None  # stateful: set here or by the model
-        self.input_size: int | None = None
         self.rnn: nn.RNNBase | None = None
         self.states: State | None = None
-        if input_size is not None:
-            self.build(int(input_size))
+        self.finish_init()
 
     # -- building
     def _make_rnn(self, input_size: int) -> nn.RNNBase:
@@ -205,36 +143,36 @@ class Recurrent(nn.Module):
             return nn.RNN(input_size, self.units, nonlinearity="tanh")
         return self._rnn_cls(input_size, self.units)
 
-    def build(self, input_size: int) -> int:
-        """Create the weights for ``input_size`` features; return the output feature count."""
-        if self.rnn is not None:
-            if input_size != self.input_size:
-                raise DataError(
-                    f"layer {self.describe()} was built for {self.input_size} input features; "
-                    f"received {input_size}"
-                )
-            return self.units
-        self.input_size = int(input_size)
-        self.rnn = self._make_rnn(self.input_size)
+    def make_weights(self, input_size: int) -> None:
+        self.rnn = self._make_rnn(input_size)
         _keras_init(self.rnn, self._gates, forget_bias=self._gates == 4)
-        return self.units
 
     @property
     def output_size(self) -> int:
         return self.units
 
-    def describe(self) -> str:
-        return self.name or type(self).__name__
+    def sequence_out(self, sequence_in: bool) -> bool:
+        return self.return_sequences
+
+    @property
+    def causal(self) -> bool:  # type: ignore[override]
+        return not self.go_backwards
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.units,) * self._num_states
+
+    def noncausal_reason(self) -> str:
+        return "it reads sequences backwards (go_backwards=True)"
 
     @property
     def needs_exact_states(self) -> bool:
         return self.return_state or self.stateful
 
-    def extra_repr(self) -> str:
-        return (
-            f"units={self.units}, return_sequences={self.return_sequences}, stateful={self.stateful}, "
-            f"dropout={self.dropout}, go_backwards={self.go_backwards}"
-        )
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg["batch_size"] = self.batch_size
+        return cfg
 
     # -- state (Keras contract)
     def reset_states(self, rows: Sequence[int] | np.ndarray | torch.Tensor | None = None) -> None:
@@ -245,23 +183,22 @@ class Recurrent(nn.Module):
         """
         if rows is None or self.states is None:
             if rows is not None and self.batch_size is not None:
-                _row_mask(rows, self.batch_size)  # validate even when nothing is carried yet
+                row_mask(rows, self.batch_size)  # validate even when nothing is carried yet
             self.states = None
             return
         B = self.states[0].shape[1]
-        mask = _row_mask(rows, B).to(self.states[0].device)  # (B,) True = reset
+        mask = row_mask(rows, B).to(self.states[0].device)  # (B,) True = reset
         keep = (~mask).to(self.states[0].dtype).view(1, B, 1)
         self.states = tuple(s * keep for s in self.states)
 
     def _initial_state(self, batch: RaggedBatch, initial_state: Sequence[torch.Tensor] | None) -> State | None:
         B = batch.batch_size
         if initial_state is not None:
-            st = tuple(s if s.dim() == 3 else s.unsqueeze(0) for s in initial_state)
-            if len(st) != self._num_states:
+            if len(initial_state) != self._num_states:
                 raise StateError(
-                    f"{self.describe()} takes {self._num_states} initial state tensor(s); got {len(st)}"
+                    f"{self.describe()} takes {self._num_states} initial state tensor(s); got {len(initial_state)}"
                 )
-            return tuple(batch.sort(s.transpose(0, 1)).transpose(0, 1) for s in st)
+            return _sorted_state(batch, initial_state)
         if not self.stateful:
             return None
         if self.batch_size is None:
@@ -276,7 +213,7 @@ class Recurrent(nn.Module):
             )
         if self.states is None:
             return None
-        return tuple(batch.sort(s.transpose(0, 1)).transpose(0, 1) for s in self.states)
+        return _sorted_state(batch, self.states)
 
     # -- running
     def _input_dropout(self, data: torch.Tensor, batch: RaggedBatch) -> torch.Tensor:
@@ -286,12 +223,8 @@ class Recurrent(nn.Module):
         mask = torch.bernoulli(data.new_full((batch.batch_size, data.shape[1]), keep)) / keep  # (B, F)
         return data * mask.index_select(0, batch.plan.tensor("row_of_pos", data.device))
 
-    def run(
-        self,
-        batch: RaggedBatch,
-        initial_state: Sequence[torch.Tensor] | None = None,
-        want_states: bool = False,
-    ) -> "RunOutput":
+    def run(self, batch: RaggedBatch, initial_state: Sequence[torch.Tensor] | None = None,
+            want_states: bool = False) -> RunOutput:
         """Run over a batch; return the output sequence, each row's last output and (optionally) the
         final states, rows in sorted order."""
         if self.rnn is None:
@@ -307,23 +240,43 @@ class Recurrent(nn.Module):
         rev = batch.plan.tensor("reverse_index", data.device) if self.go_backwards else None
         if rev is not None:
             data = data.index_select(0, rev)
-        out, states = scan(self.rnn, data, batch, hx, want)
+        out, states = scan(self.rnn, data, batch, hx, want)  # type: ignore[arg-type]
         if self.stateful and states is not None:
             self.states = tuple(batch.unsort(s.detach().transpose(0, 1)).transpose(0, 1) for s in states)
         seq = batch.with_data(out)
         return RunOutput(seq, seq.last(), states)
 
+    def call_with_state(self, x: Any, initial_state: Sequence[torch.Tensor] | None = None,
+                        want_state: bool = False) -> tuple[Any, State | None]:
+        if not isinstance(x, RaggedBatch):
+            raise ConfigError(f"{self.describe()} needs sequences but its input is one vector per sequence: set "
+                              "return_sequences=True on the recurrent layer before it")
+        res = self.run(x, initial_state, want_state)
+        return (res.seq if self.return_sequences else res.last), res.states
+
     def forward(self, x: Any, initial_state: Sequence[torch.Tensor] | None = None) -> Any:
         """Keras-style call: see the class docstring for what comes back."""
         return _keras_call(self, x, initial_state)
 
+    # -- export
+    def onnx_direction(self, g: Any, x: str, init: Sequence[str] | None) -> tuple[str, list[str]]:
+        """One direction on a (T, B, F) value: ``(seq (T, B, H) in this layer's time order, [h] or [h, c])``."""
+        return _onnx_direction(g, self, x, init)
 
-class RunOutput(NamedTuple):
-    """What a recurrent layer's ``run`` returns (rows in sorted order)."""
-
-    seq: RaggedBatch  # (S, out) output sequence in the batch layout
-    last: torch.Tensor  # (B, out) output at each row's last step
-    states: State | None  # final states, each (1, B, H), when asked for
+    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
+        if not x.seq:
+            raise ConfigError(f"{self.describe()} needs sequences but the layer before returns one vector per sequence")
+        init = None
+        if g.streaming:
+            if self.go_backwards:
+                raise ConfigError(f"{self.describe()} reads sequences backwards (go_backwards=True) and cannot stream")
+            init = g.state_inputs(["h", "c"][: self._num_states], self.units)
+        seq, states = self.onnx_direction(g, x.name, init)
+        if init is not None:
+            g.state_outputs(init, states)
+        if self.return_sequences:
+            return OnnxValue(seq, True, self.units)
+        return OnnxValue(states[0], False, self.units)
 
 
 def _keras_call(layer: Any, x: Any, initial_state: Sequence[torch.Tensor] | None) -> Any:
@@ -337,19 +290,42 @@ def _keras_call(layer: Any, x: Any, initial_state: Sequence[torch.Tensor] | None
     return (out,) + tuple(batch.unsort(s[0]) for s in res.states)
 
 
-def _row_mask(rows: Any, B: int) -> torch.Tensor:
-    r = torch.as_tensor(np.asarray(rows) if not isinstance(rows, torch.Tensor) else rows)
-    if r.dtype == torch.bool:
-        if r.numel() != B:
-            raise StateError(f"reset mask has {r.numel()} entries; Expected {B} (one per row)")
-        return r.reshape(B)
-    r = r.reshape(-1).long()
-    bad = r[(r < 0) | (r >= B)]
-    if bad.numel():
-        raise StateError(f"row {int(bad[0])} is out of range for a stateful batch of {B} rows (valid: 0..{B - 1})")
-    mask = torch.zeros(B, dtype=torch.bool)
-    mask[r] = True
-    return mask
+def _torch_np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float32).numpy()
+
+
+def _onnx_direction(g: Any, layer: Recurrent, x: str, init: Sequence[str] | None) -> tuple[str, list[str]]:
+    rnn = layer.rnn
+    if rnn is None:
+        raise ConfigError(f"{layer.describe()} has no weights yet: build or train the model before exporting")
+    H = rnn.hidden_size
+    order = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}[layer.onnx_op]  # torch -> ONNX gate order
+
+    def reorder(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([a[k * H : (k + 1) * H] for k in order], 0)
+
+    w, r = _torch_np(rnn.weight_ih_l0), _torch_np(rnn.weight_hh_l0)
+    bw, br = _torch_np(rnn.bias_ih_l0), _torch_np(rnn.bias_hh_l0)
+    W, R, B = reorder(w)[None], reorder(r)[None], np.concatenate([reorder(bw), reorder(br)])[None]
+    if layer.go_backwards:
+        x = g.op("ReverseSequence", [x, g.lengths], "rev_in", batch_axis=1, time_axis=0)
+    inputs = [x, g.const("W", W), g.const("R", R), g.const("B", B), g.lens32]
+    ax0, ax1 = g.const("ax0", [0], np.int64), g.const("ax1", [1], np.int64)
+    if init is not None:
+        inputs += [g.op("Unsqueeze", [s, ax0], "init") for s in init]
+    attrs: dict[str, Any] = {"hidden_size": int(H)}
+    if layer.onnx_op == "GRU":
+        attrs["linear_before_reset"] = 1  # PyTorch's GRU (Keras reset_after=True)
+    if layer.onnx_op == "RNN":
+        attrs["activations"] = ["Tanh"]
+    outs = g.op(layer.onnx_op, inputs, layer.onnx_op.lower(), n_out=1 + layer._num_states, **attrs)
+    seq = g.op("Squeeze", [outs[0], ax1], "rnn_y")  # (T, 1, B, H) -> (T, B, H)
+    states = [g.op("Squeeze", [s, ax0], "rnn_state") for s in outs[1:]]  # (1, B, H) -> (B, H)
+    if init is not None:
+        # a row with no step in this chunk keeps its state (whatever the runtime does with length 0)
+        has = g.op("Unsqueeze", [g.op("Greater", [g.lengths, g.const("zero", 0, np.int64)]), ax1], "has_steps")
+        states = [g.op("Where", [has, s, i], "kept") for s, i in zip(states, init)]
+    return seq, states
 
 
 class LSTM(Recurrent):
@@ -357,25 +333,38 @@ class LSTM(Recurrent):
     _rnn_cls = nn.LSTM
     _gates = 4
     _num_states = 2
+    onnx_op = "LSTM"
 
 
 class GRU(Recurrent):
-    """Gated recurrent unit (PyTorch's formulation = Keras ``reset_after=True``). See :class:`Recurrent`."""
+    """Gated recurrent unit (PyTorch's formulation = Keras ``reset_after=True``). See :class:`Recurrent`.
+
+    Example:
+        >>> GRU(4, input_size=2).state_sizes
+        (4,)
+    """
 
     _rnn_cls = nn.GRU
     _gates = 3
     _num_states = 1
+    onnx_op = "GRU"
 
 
 class SimpleRNN(Recurrent):
-    """Elman RNN with tanh. See :class:`Recurrent`."""
+    """Elman RNN with tanh. See :class:`Recurrent`.
+
+    Example:
+        >>> SimpleRNN(3, input_size=1).output_size
+        3
+    """
 
     _rnn_cls = nn.RNN
     _gates = 1
     _num_states = 1
+    onnx_op = "RNN"
 
 
-class Bidirectional(nn.Module):
+class Bidirectional(Layer):
     """Run a recurrent layer forwards and a copy of it backwards; merge the two.
 
     The backward direction starts at each sequence's *true* end (never on padding). With
@@ -385,6 +374,7 @@ class Bidirectional(nn.Module):
     Args:
         layer: the forward layer (its settings are copied for the backward one).
         merge_mode: ``"concat"`` (default), ``"sum"``, ``"mul"`` or ``"ave"``.
+        **kwargs: the common layer keywords (``input_shape=(None, F)``, ``name``, ...).
 
     Example:
         >>> import torch
@@ -393,41 +383,52 @@ class Bidirectional(nn.Module):
         torch.Size([2, 8])
     """
 
-    def __init__(self, layer: Recurrent, merge_mode: str = "concat", name: str | None = None) -> None:
-        super().__init__()
+    requires_sequences = True
+    causal = False
+
+    def __init__(self, layer: Recurrent, merge_mode: str = "concat", **kwargs: Any) -> None:
         if not isinstance(layer, Recurrent):
             raise ConfigError(f"Bidirectional wraps LSTM, GRU or SimpleRNN; got {type(layer).__name__}")
         if merge_mode not in ("concat", "sum", "mul", "ave"):
-            raise ConfigError(f"merge_mode must be concat, sum, mul or ave; got {merge_mode!r}")
+            raise ConfigError(f"Bidirectional: merge_mode must be concat, sum, mul or ave; got {merge_mode!r}")
         if layer.stateful:
             raise ConfigError("a stateful Bidirectional layer is not supported: its backward pass needs the whole sequence")
+        super().__init__(**kwargs)
         self.merge_mode = merge_mode
-        self.name = name
         self.forward_layer = layer
-        cfg = dict(
-            return_sequences=layer.return_sequences,
-            return_state=layer.return_state,
-            dropout=layer.dropout,
-            go_backwards=not layer.go_backwards,
-        )
-        self.backward_layer = type(layer)(layer.units, input_size=layer.input_size, **cfg)
-        self.return_sequences = layer.return_sequences
-        self.return_state = layer.return_state
-        self.stateful = False
+        size = layer.input_size or self.declared_input_size
+        self.backward_layer = type(layer)(layer.units, return_sequences=layer.return_sequences,
+                                          return_state=layer.return_state, dropout=layer.dropout,
+                                          go_backwards=not layer.go_backwards, input_size=size)
         self.units = layer.units
+        if size is not None:
+            self.build(int(size))
 
     @property
-    def input_size(self) -> int | None:
-        return self.forward_layer.input_size
+    def return_sequences(self) -> bool:
+        return self.forward_layer.return_sequences
+
+    @property
+    def return_state(self) -> bool:
+        return self.forward_layer.return_state
 
     @property
     def needs_exact_states(self) -> bool:
         return self.return_state
 
-    def build(self, input_size: int) -> int:
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return self.forward_layer.state_sizes + self.backward_layer.state_sizes
+
+    def sequence_out(self, sequence_in: bool) -> bool:
+        return self.return_sequences
+
+    def noncausal_reason(self) -> str:
+        return "a bidirectional layer's backward pass needs the whole sequence"
+
+    def make_weights(self, input_size: int) -> None:
         self.forward_layer.build(input_size)
         self.backward_layer.build(input_size)
-        return self.output_size
 
     @property
     def output_size(self) -> int:
@@ -436,8 +437,14 @@ class Bidirectional(nn.Module):
     def describe(self) -> str:
         return self.name or f"Bidirectional({self.forward_layer.describe()})"
 
-    def reset_states(self, rows: Any = None) -> None:
-        return None
+    def get_config(self) -> dict[str, Any]:
+        return {"layer": serialize_layer(self.forward_layer), "merge_mode": self.merge_mode, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Bidirectional":
+        cfg = dict(config)
+        inner = deserialize_layer(cfg.pop("layer"))
+        return cls(inner, **cfg)  # type: ignore[arg-type]
 
     def _merge(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if self.merge_mode == "concat":
@@ -448,9 +455,8 @@ class Bidirectional(nn.Module):
             return a * b
         return (a + b) / 2
 
-    def run(
-        self, batch: RaggedBatch, initial_state: Sequence[torch.Tensor] | None = None, want_states: bool = False
-    ) -> RunOutput:
+    def run(self, batch: RaggedBatch, initial_state: Sequence[torch.Tensor] | None = None,
+            want_states: bool = False) -> RunOutput:
         """Run both directions; the merged sequence is in original time order, states are ``fw + bw``."""
         fw_init = bw_init = None
         if initial_state is not None:
@@ -463,5 +469,36 @@ class Bidirectional(nn.Module):
         states = None if fw.states is None or bw.states is None else fw.states + bw.states
         return RunOutput(batch.with_data(self._merge(fw.seq.data, bw_seq)), self._merge(fw.last, bw.last), states)
 
+    def call_with_state(self, x: Any, initial_state: Sequence[torch.Tensor] | None = None,
+                        want_state: bool = False) -> tuple[Any, State | None]:
+        if not isinstance(x, RaggedBatch):
+            raise ConfigError(f"{self.describe()} needs sequences but its input is one vector per sequence: set "
+                              "return_sequences=True on the recurrent layer before it")
+        res = self.run(x, initial_state, want_state)
+        return (res.seq if self.return_sequences else res.last), res.states
+
     def forward(self, x: Any, initial_state: Sequence[torch.Tensor] | None = None) -> Any:
         return _keras_call(self, x, initial_state)
+
+    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
+        if g.streaming:
+            raise ConfigError(f"{self.describe()} cannot stream: its backward pass needs the whole sequence. "
+                              "Export without streaming=True, or use a unidirectional model")
+        if not x.seq:
+            raise ConfigError(f"{self.describe()} needs sequences but the layer before returns one vector per sequence")
+        fw_seq, fw_st = self.forward_layer.onnx_direction(g, x.name, None)
+        bw_seq, bw_st = self.backward_layer.onnx_direction(g, x.name, None)
+        bw_seq = g.op("ReverseSequence", [bw_seq, g.lengths], "rev_out", batch_axis=1, time_axis=0)
+        if self.return_sequences:
+            return OnnxValue(_merge_onnx(g, self.merge_mode, fw_seq, bw_seq), True, self.output_size)
+        return OnnxValue(_merge_onnx(g, self.merge_mode, fw_st[0], bw_st[0]), False, self.output_size)
+
+
+def _merge_onnx(g: Any, mode: str, a: str, b: str) -> str:
+    if mode == "concat":
+        return g.op("Concat", [a, b], "concat", axis=-1)
+    if mode == "sum":
+        return g.op("Add", [a, b], "sum")
+    if mode == "mul":
+        return g.op("Mul", [a, b], "mul")
+    return g.op("Div", [g.op("Add", [a, b]), g.const("two", 2.0)], "ave")

@@ -18,6 +18,7 @@ import torch
 
 from padless.data.collate import RaggedBatch
 from padless.errors import ConfigError, DataError
+from padless.nn.graph import Graph
 
 __all__ = ["Stream"]
 
@@ -26,7 +27,8 @@ class Stream:
     """Chunk-by-chunk inference for one or many live sequences.
 
     Args:
-        model: a built :class:`~padless.nn.sequential.Sequential` of unidirectional recurrent layers.
+        model: a built model (:class:`~padless.nn.graph.Graph`, e.g. ``padless.Sequential``) whose layers
+            are all causal (unidirectional recurrent layers, per-step layers).
 
     Example:
         >>> import numpy as np
@@ -40,17 +42,15 @@ class Stream:
         True
     """
 
-    def __init__(self, model: Any) -> None:
-        from padless.nn.recurrent import Bidirectional, Recurrent
-
-        for layer in model.layers:
-            if isinstance(layer, Bidirectional):
-                raise ConfigError(
-                    f"{layer.describe()} cannot stream: its backward pass needs the whole sequence. "
-                    "Use predict on complete sequences, or a unidirectional model"
-                )
+    def __init__(self, model: Graph) -> None:
+        if not isinstance(model, Graph):
+            raise ConfigError(f"Stream takes a padless model; got {type(model).__name__}")
+        layer = model.non_causal_layer()
+        if layer is not None:
+            raise ConfigError(f"{layer.describe()} cannot stream: {layer.noncausal_reason()}. Use predict on complete "
+                              "sequences, or a model of causal layers")
         self.model = model
-        self._recurrent = [m for m in model.layers if isinstance(m, Recurrent)]
+        self._recurrent = model.state_layers
         self._states: dict[Hashable, list[tuple[torch.Tensor, ...]]] = {}
         self.per_step = bool(model.returns_sequences)
 
@@ -103,7 +103,7 @@ class Stream:
         batch = RaggedBatch.from_list([s.to(device) for s in seqs], merge_cost=0.0)
         init = []
         for li, layer in enumerate(self._recurrent):
-            sizes = [layer.units] * layer._num_states
+            sizes = layer.state_sizes
             tensors = []
             for si, H in enumerate(sizes):
                 rows = [self._states[k][li][si] if k in self._states else torch.zeros(H, device=device) for k in ids]

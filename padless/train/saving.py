@@ -1,147 +1,157 @@
-"""Saving and loading models: safetensors weights + a JSON config, written atomically, loaded safely.
+"""The saved-model file: safetensors weights + a JSON config, written atomically, read without unpickling.
 
-Owns: :func:`save_model`, :func:`load_model`, :func:`atomic_write_bytes`. A saved model is ONE
-safetensors file whose metadata holds the model config (JSON), the compile settings, any preprocessing
-statistics, the padless version and a SHA-256 of the tensor bytes, so a flipped byte anywhere is caught.
-Loading never unpickles anything.
+Owns: :func:`write_model` and :func:`read_model` (and :class:`SavedModel`, what reading returns), and the
+weights-only file (:func:`write_weights`, :func:`read_weights`, Keras' ``save_weights``). A saved
+model is ONE safetensors file whose metadata holds the model config (JSON), the compile settings
+(optimizer class and every setting, loss, metrics), the preprocessing (class names, data columns, task),
+the padless version and a SHA-256 of the tensor bytes, so a flipped byte anywhere is caught.
 
-Does not own: training checkpoints with optimizer/sampler state (``padless.train.checkpoint``, later).
+Does not own: rebuilding a model object from the config (the model facade, ``padless.load_model``),
+training checkpoints (:mod:`padless.train.checkpoint`), atomic writes (:mod:`padless.io`).
+
+Example:
+    >>> import os, tempfile
+    >>> from padless.nn import LSTM, Dense, LayerStack
+    >>> m = LayerStack([LSTM(4, input_size=2), Dense(1)])
+    >>> p = os.path.join(tempfile.mkdtemp(), "m.safetensors"); write_model(m, p)
+    >>> saved = read_model(p); saved.config == m.get_config(), sorted(saved.tensors) == sorted(m.state_dict())
+    (True, True)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 
-from padless.errors import CheckpointError
+from padless.errors import CheckpointError, ConfigError
+from padless.io import VERSION, atomic_write_bytes, read_safetensors_header, tensor_digest
+from padless.nn.graph import Graph
 
-__all__ = ["save_model", "load_model", "atomic_write_bytes", "compile_config", "FORMAT"]
+__all__ = ["write_model", "read_model", "write_weights", "read_weights", "SavedModel", "FORMAT", "WEIGHTS_FORMAT",
+           "MODEL_FILE"]
 
 FORMAT = "padless.model.v1"
+WEIGHTS_FORMAT = "padless.weights.v1"
+MODEL_FILE = "model.safetensors"
+"""The model file's name inside a run folder (``padless train --out DIR``)."""
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, rename."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-        dfd = os.open(p.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+@dataclass
+class SavedModel:
+    """What a saved-model file holds.
+
+    Attributes:
+        path: the file.
+        config: the model config (``model.get_config()``).
+        tensors: the state dict.
+        compile: the compile settings, or None (not compiled, or a custom loss).
+        preprocessing: class names, data columns, task...
+        version: the padless version that wrote it.
+    """
+
+    path: str
+    config: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    compile: dict[str, Any] | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    version: str = "?"
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(tensors):
-        t = tensors[k].detach().cpu().contiguous()
-        h.update(k.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def compile_config(model: Any) -> dict[str, Any] | None:
-    """The JSON-able part of ``model.compile(...)`` (loss, metrics, optimizer name), or None."""
-    c = getattr(model, "compiled", None)
-    if c is None or c.loss_name is None:
-        return None
-    spec = c.optimizer_spec if isinstance(c.optimizer_spec, str) else None
-    return {"loss": c.loss_name, "metrics": c.metric_names, "optimizer": spec or "rmsprop"}
-
-
-def save_model(model: Any, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> None:
+def write_model(model: Graph, path: str | os.PathLike[str], compile_config: dict[str, Any] | None = None,
+                preprocessing: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Path:
     """Save config + weights to one safetensors file, atomically.
 
     Args:
-        model: a built :class:`~padless.nn.sequential.Sequential`.
+        model: a built model graph.
         path: target file (conventionally ``*.safetensors``).
-        extra: JSON-able additions (e.g. normalisation statistics) stored in the metadata.
+        compile_config: JSON compile settings (``padless.train.compile.compile_config``).
+        preprocessing: JSON-able description of the inputs (class names, columns...).
+        extra: JSON-able additions stored in the metadata.
 
-    Example:
-        >>> import tempfile, os
-        >>> from padless import Sequential, load_model
-        >>> from padless.layers import LSTM, Dense
-        >>> m = Sequential([LSTM(4, input_shape=(None, 2)), Dense(1)])
-        >>> p = os.path.join(tempfile.mkdtemp(), "m.safetensors"); m.save(p)
-        >>> load_model(p).count_params() == m.count_params()
-        True
+    Raises:
+        ConfigError: the model is not built, or its config cannot be stored.
     """
-    from safetensors.torch import save as st_save
-
-    import padless
-
     if not model.built:
-        from padless.errors import ConfigError
-
         raise ConfigError("the model is not built yet (no weights): train it or give input_shape before saving")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    compile_cfg = compile_config(model)
     meta = {
         "format": FORMAT,
-        "padless_version": padless.__version__,
+        "padless_version": VERSION,
         "config": json.dumps(model.get_config()),
-        "compile": json.dumps(compile_cfg),
-        "preprocessing": json.dumps(getattr(model, "preprocessing", {}) or {}),
+        "compile": json.dumps(compile_config),
+        "preprocessing": json.dumps(preprocessing or {}),
         "extra": json.dumps(extra or {}),
-        "sha256": _digest(tensors),
+        "sha256": tensor_digest(tensors).hexdigest(),
     }
     atomic_write_bytes(path, st_save(tensors, metadata=meta))
+    return Path(path)
 
 
-def load_model(path: str | os.PathLike[str], compile: bool = True, device: str = "cpu") -> Any:
-    """Load a model written by :func:`save_model` (or ``model.save``). Never executes code from the file.
+def read_model(path: str | os.PathLike[str]) -> SavedModel:
+    """Read and verify a saved-model file (or a run folder holding ``model.safetensors``).
 
     Raises:
         CheckpointError: missing, truncated, tampered (checksum mismatch) or foreign file.
     """
-    from safetensors import safe_open
-
-    from padless.nn.sequential import Sequential
-
     p = Path(path)
+    if p.is_dir() and (p / MODEL_FILE).is_file():
+        p = p / MODEL_FILE
     if not p.is_file():
         raise CheckpointError(f"no saved model at {str(p)!r}: check the path (save with model.save(path))")
+    data = p.read_bytes()
     try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types for bad headers/truncation
+        meta = read_safetensors_header(data, str(p))
+        tensors = st_load(data)
+    except Exception as e:  # our header check, or safetensors' own error types for bad offsets/truncation
         raise CheckpointError(f"{str(p)!r} is not a readable padless model (truncated or corrupted?): {e}") from None
     if meta.get("format") != FORMAT:
+        if str(meta.get("format", "")).startswith("padless.checkpoint"):
+            raise CheckpointError(f"{str(p)!r} is a training checkpoint, not a saved model: pass its folder to "
+                                  "padless.load_model, or resume from it")
         raise CheckpointError(f"{str(p)!r} is a safetensors file but not a padless model (format {meta.get('format')!r})")
-    if _digest(tensors) != meta.get("sha256"):
+    if tensor_digest(tensors).hexdigest() != meta.get("sha256"):
         raise CheckpointError(f"{str(p)!r} failed its checksum: the weights were modified or damaged; re-save the model")
     try:
         config = json.loads(meta["config"])
-        model = Sequential.from_config(config)
-        model.preprocessing = json.loads(meta.get("preprocessing", "{}")) or {}
-        missing, unexpected = model.load_state_dict(tensors, strict=False)
-    except (ValueError, KeyError, RuntimeError, TypeError) as e:
-        raise CheckpointError(f"{str(p)!r}: the config and weights do not fit together: {e}") from None
-    if missing or unexpected:
-        raise CheckpointError(f"{str(p)!r}: weights do not match the model config (missing {missing}, unexpected {unexpected})")
-    compile_cfg = json.loads(meta.get("compile", "null"))
-    if compile and compile_cfg:
-        model.compile(optimizer=compile_cfg["optimizer"], loss=compile_cfg["loss"], metrics=compile_cfg["metrics"],
-                      device=device)
-    else:
-        model.to(device)
-    return model
+        compile_cfg = json.loads(meta.get("compile", "null"))
+        pre = json.loads(meta.get("preprocessing", "{}")) or {}
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{str(p)!r} has damaged metadata: {e}") from None
+    return SavedModel(str(p), config, tensors, compile_cfg, pre, str(meta.get("padless_version", "?")))
+
+
+def write_weights(model: Graph, path: str | os.PathLike[str]) -> Path:
+    """The model's weights (state dict) alone as one safetensors file, atomically, with a checksum."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": WEIGHTS_FORMAT, "padless_version": VERSION, "sha256": tensor_digest(tensors).hexdigest()}
+    atomic_write_bytes(path, st_save(tensors, metadata=meta))
+    return Path(path)
+
+
+def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The state dict in a weights file (:func:`write_weights`) or a saved-model file, checksum verified.
+
+    Raises:
+        CheckpointError: missing, damaged or foreign file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"no weights file at {str(p)!r}")
+    data = p.read_bytes()
+    try:
+        meta = read_safetensors_header(data, str(p))
+        tensors = st_load(data)
+    except Exception as e:  # our header check, or safetensors' own error types
+        raise CheckpointError(f"{str(p)!r} is not a readable weights file (truncated or corrupted?): {e}") from None
+    if meta.get("format") not in (WEIGHTS_FORMAT, FORMAT):
+        raise CheckpointError(f"{str(p)!r} is not a padless weights or model file (format {meta.get('format')!r})")
+    if tensor_digest(tensors).hexdigest() != meta.get("sha256"):
+        raise CheckpointError(f"{str(p)!r} failed its checksum: the weights were modified or damaged")
+    return tensors

@@ -20,7 +20,10 @@ MODULES = [
     "padless.data.waste",
     "padless.data.parquet",
     "padless.datasets",
-    "padless.datasets._ts",
+    "padless.data.ts",
+    "padless.data.labels",
+    "padless.data.readers",
+    "padless.data.inputs",
     "padless.datasets._builtin",
 ]
 

@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("sktime")
 
+import padless.data.ts  # noqa: E402
 import padless.datasets as datasets  # noqa: E402
 from padless.data import BucketBatchSampler, RaggedArray, compare_batching  # noqa: E402
 from padless.errors import PadlessError  # noqa: E402
@@ -55,7 +56,7 @@ def test_class_order_is_numeric_aware():
 def test_labels_match_sktime_strings():
     from sktime.datasets import load_from_tsfile
 
-    path = datasets._ts.sktime_root() / "datasets" / "data" / "PLAID" / "PLAID_TRAIN.ts"
+    path = padless.data.ts.sktime_root() / "datasets" / "data" / "PLAID" / "PLAID_TRAIN.ts"
     frames, labels = load_from_tsfile(str(path), return_data_type="df-list")
     (x_train, y_train), _ = datasets.load("plaid")
     names = datasets.classes("plaid")

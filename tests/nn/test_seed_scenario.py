@@ -38,7 +38,7 @@ def test_seed_program_unchanged(capsys):
     h4 = model.fit(mixed, np.concatenate([y_train, y_train_2, y_train_3]), batch_size=200, epochs=1, verbose=0)
     assert model.count_params() == before
     assert set(h1.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
-    assert h4.history["padding_waste"][0] == 0.0
+    assert h4.throughput["padding_waste"][0] == 0.0
     out = capsys.readouterr().out
     assert "Epoch 1/1" in out and "val_accuracy" in out
     preds = model.predict([x_train_2[0], x_train_3[0], x_train[0]], verbose=0)

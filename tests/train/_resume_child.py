@@ -70,7 +70,7 @@ def main() -> None:
     h = model.fit(xs, y, epochs=3, validation_split=0.2, verbose=0, callbacks=cbs, **kw)
     model.save(out)
     with open(out + ".json", "w") as f:
-        json.dump(h.history, f)
+        json.dump({**h.history, **h.throughput}, f)
 
 
 if __name__ == "__main__":

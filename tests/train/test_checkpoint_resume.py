@@ -11,20 +11,22 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+import padless
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from padless import CheckpointError, ConfigError, DataError, Sequential
 from padless.layers import GRU, LSTM, Dense, Dropout
-from padless.train import checkpoint as ckpt_mod
+from padless.io import metadata_digest, read_safetensors_header
+from padless.train import trainer as trainer_mod
 from padless.train.checkpoint import (
     LATEST,
-    capture_rng,
     load_checkpoint,
-    restore_rng,
     save_checkpoint,
 )
+from padless.train.rng import capture_rng, restore_rng
 
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "_resume_child.py"
@@ -105,11 +107,13 @@ def test_resume_from_each_checkpoint_file_in_process(run_dir):
         for k, v in m.state_dict().items():
             assert torch.equal(v, m2.state_dict()[k]), (f.name, k)
         assert len(h.history["loss"]) == 2
-    # the checkpoint -> a model (like load_model)
+    # the checkpoint -> a model: load_model takes a checkpoint folder or file
     ck = load_checkpoint(d)
     assert ck.state["epoch"] == 2 and ck.state["position"] == 0
-    m3 = ck.to_model()
-    np.testing.assert_array_equal(m3.predict(xs, verbose=0), m.predict(xs, verbose=0))
+    for src in (d, ck.path):
+        m3 = padless.load_model(src)
+        np.testing.assert_array_equal(m3.predict(xs, verbose=0), m.predict(xs, verbose=0))
+        assert m3.optimizer is not None and type(m3.optimizer._opt) is type(m.compiled.optimizer)
 
 
 def test_keep_prunes_old_files_and_fresh_run_refuses_a_used_folder(tmp_path):
@@ -226,12 +230,10 @@ def test_pickle_in_optimizer_state_is_refused_without_running_it(run_dir, tmp_pa
     from safetensors.torch import save as st_save
 
     f = _one_file(run_dir)
-    from padless.train.checkpoint import _header
-
-    meta = _header(f.read_bytes(), str(f))
+    meta = read_safetensors_header(f.read_bytes(), str(f))
     tensors = load_file(f)
     tensors["optimizer"] = torch.frombuffer(bytearray(pickle.dumps({"state": _Boom()}, protocol=2)), dtype=torch.uint8)
-    meta["sha256"] = ckpt_mod._digest(tensors, meta)  # a valid checksum: the attacker rewrote it
+    meta["sha256"] = metadata_digest(tensors, meta)  # a valid checksum: the attacker rewrote it
     bad = tmp_path / "ckpt-s000000001-e00000.safetensors"
     bad.write_bytes(st_save(tensors, metadata=meta))
     marker = Path(os.environ.get("TMPDIR", "/tmp")) / "padless-pwned"
@@ -263,7 +265,7 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(run_dir, monkeypatc
     monkeypatch.setattr(os, "replace", real_replace)
     # and in fit: a failing write is a CheckpointError, never a half-written latest
     xs2, y2 = _data(8)
-    monkeypatch.setattr(ckpt_mod, "save_checkpoint", lambda *a, **k: (_ for _ in ()).throw(OSError("read-only")))
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", lambda *a, **k: (_ for _ in ()).throw(OSError("read-only")))
     with pytest.raises(CheckpointError, match="could not write a checkpoint"):
         _model().fit(xs2, y2, batch_size=4, epochs=1, verbose=0, checkpoint_dir=d / "sub")
 
@@ -294,7 +296,7 @@ def test_checkpoint_args_are_checked(tmp_path):
         _model().fit(xs, y, checkpoint_dir=tmp_path, checkpoint_every=0, verbose=0)
 
 
-@pytest.mark.parametrize("name", ["padless.train.checkpoint", "padless.train.distributed", "padless.train.loop"])
+@pytest.mark.parametrize("name", ["padless.train.checkpoint", "padless.train.distributed", "padless.train.trainer"])
 def test_module_hygiene_and_examples(name):
     import doctest
     import importlib

@@ -6,6 +6,12 @@ ragged targets, checked against the inputs). Every problem is a :class:`~padless
 names the index and the fix.
 
 Does not own: the RaggedArray container itself (``padless.data.ragged``) or the loop.
+
+Example:
+    >>> as_ragged([np.ones((3, 2)), np.ones((1, 2))]).lengths.tolist()
+    [3, 1]
+    >>> as_targets(np.array([0, 1]), as_ragged(np.zeros((2, 4, 1))), per_step=False, integer=True).values.tolist()
+    [0, 1]
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from padless.data import RaggedArray
+from padless.data.ragged import RaggedArray
 from padless.errors import DataError
 
 __all__ = ["as_ragged", "Targets", "as_targets"]

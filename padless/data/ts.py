@@ -1,30 +1,32 @@
 """Reading sktime ``.ts`` files into a :class:`~padless.data.RaggedArray` with integer labels.
 
-Owns: :func:`load_ts` (a user's own ``.ts`` file), the "is sktime installed" check and the numeric-aware
-ordering of class names. Does not own: the built-in data sets or their cache (:mod:`padless.datasets._builtin`).
-Parsing is done by sktime's own ``load_from_tsfile``; there is no hand-written parser here.
+Owns: :func:`read_ts` (sequences + raw labels), :func:`load_ts` (a user's own ``.ts`` file, labels encoded)
+and the "is sktime installed" check. Does not own: the built-in data sets or their cache
+(:mod:`padless.datasets`), class-name ordering (:mod:`padless.data.labels`). Parsing is done by sktime's
+own ``load_from_tsfile``; there is no hand-written parser here.
 
 Example:
-    >>> sort_class_names(["10", "2", "b", "a"])
-    ['2', '10', 'a', 'b']
+    >>> x, raw = read_ts(sktime_root() / "datasets/data/JapaneseVowels/JapaneseVowels_TEST.ts")
+    >>> len(x), x.num_features, sorted(set(raw.tolist()))[:2]
+    (370, 12, ['1', '2'])
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from padless.data.labels import encode_labels, sort_class_names
 from padless.data.ragged import RaggedArray
 from padless.errors import DataError, PadlessError
 
-__all__ = ["load_ts", "sort_class_names", "sktime_version", "sktime_root"]
+__all__ = ["load_ts", "read_ts", "sktime_version", "sktime_root"]
 
 _INSTALL_HINT = "the data-set loaders need sktime, which is not installed; run: pip install 'padless[datasets]'"
 
@@ -63,26 +65,6 @@ def _loader() -> Any:
     except ImportError as exc:
         raise PadlessError(_INSTALL_HINT) from exc
     return load_from_tsfile
-
-
-def sort_class_names(names: Iterable[str]) -> list[str]:
-    """Sort class names numeric-aware: numbers by value first (``"2"`` before ``"10"``), then text.
-
-    Args:
-        names: Class names (duplicates are removed).
-
-    Returns:
-        The sorted unique names.
-    """
-
-    def key(name: str) -> tuple[int, float, str]:
-        try:
-            value = float(name)
-        except ValueError:
-            return (1, 0.0, name)
-        return (0, value, name) if math.isfinite(value) else (1, 0.0, name)
-
-    return sorted({str(n) for n in names}, key=key)
 
 
 def _declared_labels(file: Path) -> list[str] | None:
@@ -132,20 +114,6 @@ def read_ts(path: str | os.PathLike[str], *, allow_nonfinite: bool = False) -> t
     except DataError as exc:
         raise DataError(f"{file}: {exc}") from exc
     return x, np.asarray([str(v) for v in labels])
-
-
-def encode_labels(labels: Sequence[str], class_names: Sequence[str], source: str) -> np.ndarray:
-    """Map string labels to int64 indices into ``class_names``; unknown labels raise DataError."""
-    index = {name: i for i, name in enumerate(class_names)}
-    out = np.empty(len(labels), dtype=np.int64)
-    for row, label in enumerate(labels):
-        if label not in index:
-            raise DataError(
-                f"{source}: row {row} has label {label!r}, which is not among the class names {list(class_names)}; "
-                f"pass class_names= covering every label"
-            )
-        out[row] = index[label]
-    return out
 
 
 def load_ts(

@@ -1,0 +1,349 @@
+"""Per-step Keras layers that work on ragged batches and on per-sequence vectors alike.
+
+Owns: :class:`Dense`, :class:`Dropout`, :class:`GaussianNoise`, :class:`Masking`, :class:`Embedding` and
+:class:`Normalization`, each with its config and its ONNX form, and :class:`TorchModule` (any plain
+``torch.nn.Module`` used as a per-step layer). Applied to a
+:class:`~padless.data.collate.RaggedBatch` a layer transforms every real position of the layout (so
+per-step heads cost nothing extra); applied to a (B, F) tensor it transforms each row.
+
+Does not own: recurrent layers (:mod:`padless.nn.recurrent`), pooling (:mod:`padless.nn.pooling`),
+composition (:mod:`padless.nn.graph`).
+
+Example:
+    >>> import torch
+    >>> Dense(2, activation="softmax", input_size=3)(torch.randn(4, 3)).sum(-1).allclose(torch.ones(4))
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from padless.data.collate import RaggedBatch
+from padless.data.inputs import as_ragged
+from padless.errors import ConfigError, DataError
+from padless.nn.activations import Activation, activation_onnx, resolve_activation
+from padless.nn.base import Layer, OnnxValue, map_values
+
+__all__ = ["Dense", "Dropout", "GaussianNoise", "Masking", "Embedding", "Normalization", "TorchModule"]
+
+
+def _positive(value: Any, what: str, layer: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{layer}: {what} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _torch_np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float32).numpy()
+
+
+class Dense(Layer):
+    """Fully connected layer ``activation(x @ W + b)`` (Keras ``Dense``), per step or per sequence.
+
+    Args:
+        units: output size.
+        activation: a name (``"softmax"``, ``"relu"``, ...), None (linear) or a callable.
+        use_bias: add a bias.
+        **kwargs: the common layer keywords (``name``, ``input_shape``, ``input_size``, ...).
+
+    Example:
+        >>> import torch
+        >>> Dense(3, input_size=2)(torch.ones(5, 2)).shape
+        torch.Size([5, 3])
+    """
+
+    def __init__(self, units: int, activation: str | Activation | None = None, use_bias: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units = _positive(units, "units", "Dense")
+        self.activation_name, self._act = resolve_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.linear: nn.Linear | None = None
+        self.finish_init()
+
+    @property
+    def activation(self) -> str | None:
+        """The activation's Keras name (None for a custom callable)."""
+        return self.activation_name
+
+    def make_weights(self, input_size: int) -> None:
+        self.linear = nn.Linear(input_size, self.units, bias=self.use_bias)
+        bound = math.sqrt(6.0 / (input_size + self.units))  # Keras glorot_uniform
+        nn.init.uniform_(self.linear.weight, -bound, bound)
+        if self.linear.bias is not None:
+            nn.init.zeros_(self.linear.bias)
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    def get_config(self) -> dict[str, Any]:
+        if self.activation_name is None:
+            raise ConfigError(f"layer {self.describe()} uses a custom activation callable, which cannot be saved: "
+                              "pass the activation by name (e.g. 'relu')")
+        cfg = super().get_config()
+        cfg["activation"] = self.activation_name
+        return cfg
+
+    def logits(self, x: Any) -> Any:
+        """The layer before its activation (used for numerically stable losses)."""
+        if self.linear is None:
+            self.build(int((x.data if isinstance(x, RaggedBatch) else x).shape[-1]))
+        return map_values(x, self.linear)  # type: ignore[arg-type]
+
+    def forward(self, x: Any) -> Any:
+        return map_values(self.logits(x), self._act)
+
+    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
+        if self.linear is None:
+            raise ConfigError(f"{self.describe()} has no weights yet: build or train the model before exporting")
+        y = g.op("MatMul", [x.name, g.const("dense_W", _torch_np(self.linear.weight).T)], "dense")  # (.., out)
+        if self.linear.bias is not None:
+            y = g.op("Add", [y, g.const("dense_b", _torch_np(self.linear.bias))], "dense_b")
+        return OnnxValue(activation_onnx(g, self.activation_name, y, self.describe()), x.seq, self.units)
+
+
+class Dropout(Layer):
+    """Drop inputs with probability ``rate`` while training (Keras ``Dropout``).
+
+    Example:
+        >>> Dropout(0.5).eval()(torch.ones(2, 3)).tolist()
+        [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    """
+
+    def __init__(self, rate: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 <= float(rate) < 1.0:
+            raise ConfigError(f"Dropout rate must be in [0, 1); got {rate!r}")
+        self.rate = float(rate)
+        self.finish_init()
+
+    def forward(self, x: Any) -> Any:
+        return map_values(x, lambda t: nn.functional.dropout(t, self.rate, self.training))
+
+    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
+        return x  # identity at inference
+
+
+class GaussianNoise(Layer):
+    """Add zero-mean Gaussian noise of std ``stddev`` while training (Keras ``GaussianNoise``).
+
+    Example:
+        >>> GaussianNoise(0.1).eval()(torch.zeros(1, 2)).tolist()
+        [[0.0, 0.0]]
+    """
+
+    def __init__(self, stddev: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if float(stddev) < 0:
+            raise ConfigError(f"GaussianNoise stddev must be >= 0; got {stddev!r}")
+        self.stddev = float(stddev)
+        self.finish_init()
+
+    def forward(self, x: Any) -> Any:
+        if not self.training or self.stddev == 0:
+            return x
+        return map_values(x, lambda t: t + self.stddev * torch.randn_like(t))
+
+    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
+        return x
+
+
+class Masking(Layer):
+    """Declare that padded input arrays use ``mask_value`` for padding steps (Keras ``Masking``).
+
+    padless never computes padding: when a model whose first layer is ``Masking`` receives a dense
+    ``(N, T, F)`` array, each row's length is the number of steps before its trailing run of steps whose
+    features all equal ``mask_value`` (leading padding is accepted too). A masked step in the *middle* of a
+    sequence is an error (Keras would skip it silently). On ragged input the layer is the identity.
+
+    Example:
+        >>> Masking(-1.0).input_mask_value
+        -1.0
+    """
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+        self.finish_init()
+
+    @property
+    def input_mask_value(self) -> float | None:
+        return self.mask_value
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
+        return x
+
+
+class Embedding(Layer):
+    """Map integer tokens to vectors (Keras ``Embedding``).
+
+    Args:
+        input_dim: vocabulary size.
+        output_dim: vector size.
+        mask_zero: token 0 is padding: dense ``(N, T)`` integer input is cut at its trailing zeros.
+
+    Example:
+        >>> import torch
+        >>> Embedding(10, 4)(torch.tensor([[1], [2]])).shape
+        torch.Size([2, 4])
+    """
+
+    token_input = True
+
+    def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(input_dim, (int, np.integer)) or not isinstance(output_dim, (int, np.integer)) \
+                or input_dim <= 0 or output_dim <= 0:
+            raise ConfigError(f"Embedding needs positive sizes; got input_dim={input_dim}, output_dim={output_dim}")
+        self.input_dim, self.output_dim, self.mask_zero = int(input_dim), int(output_dim), bool(mask_zero)
+        self.embedding = nn.Embedding(self.input_dim, self.output_dim)
+        nn.init.uniform_(self.embedding.weight, -0.05, 0.05)  # Keras default
+        if not self.trainable:
+            self.embedding.weight.requires_grad_(False)
+        self.build(1)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.pop("input_size", None)
+        return cfg
+
+    def make_weights(self, input_size: int) -> None:
+        if input_size != 1:
+            raise DataError(f"Embedding takes one integer token per step; received {input_size} features per step")
+
+    def build(self, input_size: int) -> int:
+        if input_size != 1:
+            raise DataError(f"Embedding takes one integer token per step; received {input_size} features per step")
+        self.input_size = 1
+        return self.output_dim
+
+    @property
+    def output_size(self) -> int:
+        return self.output_dim
+
+    @property
+    def input_mask_value(self) -> float | None:
+        return 0.0 if self.mask_zero else None
+
+    def _embed(self, t: torch.Tensor) -> torch.Tensor:
+        tok = t.reshape(t.shape[0], -1)[:, 0].long()  # (S,)
+        if tok.numel() and (int(tok.min()) < 0 or int(tok.max()) >= self.input_dim):
+            bad = int(tok.max()) if int(tok.max()) >= self.input_dim else int(tok.min())
+            raise DataError(f"token {bad} is outside the vocabulary 0..{self.input_dim - 1}; raise input_dim")
+        return self.embedding(tok)
+
+    def forward(self, x: Any) -> Any:
+        return map_values(x, self._embed)
+
+    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
+        raise ConfigError(f"{self.describe()} cannot be exported to ONNX: token (Embedding) models are not "
+                          "supported yet")
+
+
+class Normalization(Layer):
+    """Standardise every feature with statistics learned by :meth:`adapt` (Keras ``Normalization``).
+
+    The mean and variance are buffers, so they are saved with the weights and travel with the model.
+    Statistics count every real step once (no padding enters them).
+
+    Args:
+        epsilon: added to the variance.
+        **kwargs: the common layer keywords (``input_size``, ``input_shape``, ``name``, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> norm = Normalization()
+        >>> norm.adapt([np.array([[0.0], [2.0]]), np.array([[4.0]])])
+        >>> norm(torch.tensor([[2.0]])).item()
+        0.0
+    """
+
+    def __init__(self, epsilon: float = 1e-7, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+        self.register_buffer("mean", torch.zeros(0))
+        self.register_buffer("variance", torch.ones(0))
+        self.finish_init()
+
+    def make_weights(self, input_size: int) -> None:
+        self.mean = torch.zeros(input_size)
+        self.variance = torch.ones(input_size)
+
+    def adapt(self, data: Any) -> None:
+        """Learn per-feature mean and variance from a RaggedArray, a list of (T_i, F) arrays or (N, T, F)."""
+        ra = as_ragged(data)
+        values = np.asarray(ra.values, dtype=np.float64)  # (sum T, F)
+        self.build(int(values.shape[1]))
+        self.mean = torch.as_tensor(values.mean(0), dtype=torch.float32)
+        self.variance = torch.as_tensor(values.var(0), dtype=torch.float32)
+
+    def forward(self, x: Any) -> Any:
+        scale = torch.rsqrt(self.variance + self.epsilon)
+        return map_values(x, lambda t: (t - self.mean) * scale)
+
+    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
+        if self.input_size is None or self.mean.numel() != x.size:
+            raise ConfigError(f"{self.describe()} is not adapted/built for {x.size} features: call adapt() before "
+                              "exporting")
+        scale = torch.rsqrt(self.variance.detach().cpu().float() + self.epsilon)  # the exact float32 factors
+        y = g.op("Sub", [x.name, g.const("norm_mean", _torch_np(self.mean))], "centred")
+        return OnnxValue(g.op("Mul", [y, g.const("norm_scale", _torch_np(scale))], "normalized"), x.seq, x.size)
+
+
+class TorchModule(Layer):
+    """Any ``torch.nn.Module`` as a per-step layer: applied to every real step (or every per-sequence row).
+
+    ``Sequential.add(nn.ReLU())`` wraps the module in this layer. Its output size is found by running it on
+    one zero row when the model is built. It trains and predicts like any layer; it cannot be saved by config
+    or exported (write a :class:`~padless.nn.base.Layer` subclass with ``get_config``/``to_onnx`` for that).
+
+    Example:
+        >>> import torch
+        >>> TorchModule(torch.nn.Linear(3, 5), input_size=3).output_size
+        5
+    """
+
+    def __init__(self, module: nn.Module, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"TorchModule wraps a torch.nn.Module; got {type(module).__name__}")
+        self.module = module
+        self._out: int | None = None
+        self.finish_init()
+
+    def describe(self) -> str:
+        return self.name or type(self.module).__name__
+
+    def make_weights(self, input_size: int) -> None:
+        p = next(iter(self.module.parameters()), None)
+        probe = torch.zeros(1, input_size, dtype=p.dtype if p is not None else torch.float32,
+                            device=p.device if p is not None else "cpu")
+        with torch.no_grad():
+            out = self.module(probe)
+        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1:
+            raise ConfigError(f"{self.describe()}: a wrapped module must map (N, F) rows to (N, K) rows; it returned "
+                              f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}")
+        self._out = int(out.shape[1])
+
+    @property
+    def output_size(self) -> int:
+        if self._out is None:
+            raise ConfigError(f"layer {self.describe()} is not built yet: its input size is unknown")
+        return self._out
+
+    def get_config(self) -> dict[str, Any]:
+        raise ConfigError(f"layer {self.describe()} is a plain torch module and cannot be saved by config: subclass "
+                          "padless.nn.Layer (with its constructor arguments as attributes) to make it savable")
+
+    def forward(self, x: Any) -> Any:
+        return map_values(x, self.module)
