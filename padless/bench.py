@@ -5,6 +5,13 @@ the padless epoch, and :func:`measure` (interleaved repeats, medians). Used by `
 ``padless bench`` and ``benchmarks/run.py`` (which writes ``benchmarks/RESULTS.md``).
 
 Does not own: data sets or report files.
+
+Example:
+    >>> import numpy as np
+    >>> xs = [np.random.rand(t, 3).astype("float32") for t in (4, 6, 5, 3)]
+    >>> res = measure({"P": make_padless_variant(xs, np.array([0, 1, 0, 1]), 2, seed=0)}, repeats=1)
+    >>> res["P"]["real_steps"]
+    18
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ def _sync() -> None:
 
 
 class TorchNet(nn.Module):
+    """The baselines' network: 2 x ``nn.LSTM(H)`` + ``nn.Linear`` (the same sizes as the padless model)."""
+
     def __init__(self, F: int, K: int) -> None:
         super().__init__()
         self.l1, self.l2, self.fc = nn.LSTM(F, H, batch_first=True), nn.LSTM(H, H, batch_first=True), nn.Linear(H, K)
@@ -76,7 +85,6 @@ def make_torch_variant(kind: str, xs: list[np.ndarray], y: np.ndarray, K: int, s
 
         return epoch
     if kind == "b":
-        Tmax = int(lengths.max())
         Xp = nn.utils.rnn.pad_sequence(tx, batch_first=True)  # (N, Tmax, F)
 
     def epoch() -> int:
@@ -114,6 +122,7 @@ def make_torch_variant(kind: str, xs: list[np.ndarray], y: np.ndarray, K: int, s
 
 
 def make_padless_variant(xs: list[np.ndarray], y: np.ndarray, K: int, seed: int, **fit_kw: Any) -> Callable[[], int]:
+    """Return a function running one padless ``fit`` epoch (2 x LSTM(H) + Dense); it returns the real steps."""
     torch.manual_seed(seed)
     F = xs[0].shape[1]
     model = Sequential([LSTM(H, return_sequences=True, input_shape=(None, F)), LSTM(H), Dense(K, activation="softmax")])

@@ -10,9 +10,10 @@ Example:
 """
 
 from padless.nn.base import Layer
+from padless.nn.bidirectional import Bidirectional
 from padless.nn.core import Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization
 from padless.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
-from padless.nn.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from padless.nn.recurrent import GRU, LSTM, SimpleRNN
 
 __all__ = ["Layer", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Dense", "Dropout", "GaussianNoise",
            "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Masking", "Embedding", "Normalization"]

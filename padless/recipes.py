@@ -18,9 +18,10 @@ from typing import Any
 
 from padless.errors import ConfigError
 from padless.models import Sequential
+from padless.nn.bidirectional import Bidirectional
 from padless.nn.core import Dense, Dropout, GaussianNoise, Normalization
 from padless.nn.pooling import GlobalAveragePooling1D
-from padless.nn.recurrent import GRU, LSTM, Bidirectional
+from padless.nn.recurrent import GRU, LSTM
 from padless.train.callbacks import Callback
 
 __all__ = ["sequence_classifier", "CLASSIFIER_FIT", "StepDecay", "parse_layers"]

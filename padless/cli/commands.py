@@ -48,6 +48,7 @@ def load_predictor(path: str) -> Any:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
+    """``padless evaluate MODEL DATA``: loss and metrics, one ``name: value`` line each."""
     model = load_model(a.model)
     names = model.preprocessing.get("classes")
     x, y, _ = load_data(a.data, "test", class_names=names)
@@ -91,6 +92,7 @@ def write_predictions(out: Path, probs: Any, labels: list[str] | None) -> None:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
+    """``padless predict MODEL DATA --out FILE``: predictions in input order."""
     out = Path(a.out)
     if out.exists() and not a.overwrite:
         raise ConfigError(f"{out} exists; pass --overwrite or another --out")
@@ -105,6 +107,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
+    """``padless export MODEL OUT.onnx``: the ONNX graph, its size and its agreement with predict."""
     out = Path(a.out)
     if out.suffix.lower() != ".onnx":
         raise ConfigError(f"{out}: the exported file must end in .onnx")
@@ -130,6 +133,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
+    """``padless inspect DATA``: length statistics and each batching strategy's padding waste."""
     x, y, names = load_data(a.data, a.split)
     L = x.lengths
     print(f"sequences: {len(x)}")
@@ -147,6 +151,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
+    """``padless bench``: the side-by-side throughput benchmark (from a source tree)."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
     if not script.exists():
         raise ConfigError("the benchmark script ships with the source tree (benchmarks/run.py); run from a clone")
@@ -156,4 +161,5 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
+    """``padless demo``: the quick-start demo."""
     return run_demo(quick=a.quick)

@@ -20,16 +20,10 @@ from padless.data.constraints import BatchConstraint, MaxCount, MaxSteps, resolv
 from padless.data.inputs import Targets, as_ragged, as_targets
 from padless.data.labels import encode_classes, sort_class_names
 from padless.data.parquet import read_parquet, write_parquet
-from padless.data.readers import LabeledData, read_data
 from padless.data.ragged import RaggedArray, concatenate
-from padless.data.samplers import (
-    BucketBatchSampler,
-    EpochIterator,
-    ExactLengthBatchSampler,
-    RandomBatchSampler,
-    SequentialBatchSampler,
-)
-from padless.data.sources import BATCHING_MODES, BatchSource, make_sampler
+from padless.data.readers import LabeledData, read_data
+from padless.data.samplers import BucketBatchSampler, EpochIterator, ExactLengthBatchSampler, RandomBatchSampler
+from padless.data.sources import BATCHING_MODES, BatchSource, SequentialBatchSampler, make_sampler
 from padless.data.waste import WasteReport, compare_batching, format_table, waste_report
 
 __all__ = [

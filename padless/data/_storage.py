@@ -98,10 +98,9 @@ def save(ra: RaggedArray, path: str | os.PathLike[str], *, overwrite: bool = Fal
     return target
 
 
-def load(path: str | os.PathLike[str], *, mmap: bool = True) -> RaggedArray:
-    """Open a directory written by :func:`save` (see ``RaggedArray.load``)."""
-    from padless.data.ragged import RaggedArray
-
+def load(path: str | os.PathLike[str], *, mmap: bool = True) -> tuple[np.ndarray, np.ndarray, bool, bool, tuple[str, int, int] | None]:
+    """Open a directory written by :func:`save`: ``(values, offsets, allow_nonfinite, allow_empty, mmap source)``,
+    checked; ``RaggedArray.load`` builds the container from them."""
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root} is not a saved RaggedArray directory (expected values.npy, offsets.npy, meta.json)")
@@ -133,10 +132,4 @@ def load(path: str | os.PathLike[str], *, mmap: bool = True) -> RaggedArray:
     if not mmap and not allow_nonfinite:
         check_finite(values, offsets)
     source = (str(values_file.resolve()), 0, int(values.shape[0])) if mmap else None
-    return RaggedArray._trusted(
-        values,
-        offsets.astype(np.int64, copy=False),
-        allow_nonfinite=allow_nonfinite,
-        allow_empty=allow_empty,
-        mmap_source=source,
-    )
+    return values, offsets.astype(np.int64, copy=False), allow_nonfinite, allow_empty, source

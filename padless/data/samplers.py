@@ -1,8 +1,8 @@
 """Batch samplers that decide which sequences share a batch, so that padding costs (almost) nothing.
 
 Owns: :class:`BucketBatchSampler` (sort by length, cut, shuffle the batch order), :class:`ExactLengthBatchSampler`
-(one length per batch), :class:`RandomBatchSampler` (the plain random baseline), :class:`SequentialBatchSampler`
-(index order, for stateful training where row i of batch k+1 continues row i of batch k), their per-epoch iterator
+(one length per batch), :class:`RandomBatchSampler` (the plain random baseline), their shared base
+:class:`LengthBatchSampler`, their per-epoch iterator
 :class:`EpochIterator`, resumable state and the distributed sharding policy. Does not own: the budgets
 (:mod:`padless.data.constraints`), waste accounting (:mod:`padless.data.waste`) or turning indices into
 tensors (:mod:`padless.data.collate`).
@@ -54,8 +54,7 @@ from padless.data._cuts import bounds_to_batches, cut_budget_sorted, cut_count_s
 from padless.data.constraints import BatchConstraint, MaxCount, resolve_constraint, validate_lengths
 from padless.errors import ConfigError
 
-__all__ = ["EpochIterator", "BucketBatchSampler", "ExactLengthBatchSampler", "RandomBatchSampler",
-           "SequentialBatchSampler"]
+__all__ = ["EpochIterator", "BucketBatchSampler", "ExactLengthBatchSampler", "RandomBatchSampler", "LengthBatchSampler"]
 
 
 Plan = tuple[np.ndarray, np.ndarray, np.ndarray]  # (order, starts, stops): batch k = order[starts[k]:stops[k]]
@@ -105,7 +104,7 @@ class EpochIterator(Iterator[list[int]]):
 
 
 # -------------------------------------------------------------------------------------------- base class
-class _LengthBatchSampler(Sampler[list[int]]):
+class LengthBatchSampler(Sampler[list[int]]):
     """Shared machinery: arguments, per-epoch plan cache, sharding, iteration and resumable state."""
 
     def __init__(
@@ -250,7 +249,7 @@ class _LengthBatchSampler(Sampler[list[int]]):
 
 
 # ------------------------------------------------------------------------------------------ the samplers
-class BucketBatchSampler(_LengthBatchSampler):
+class BucketBatchSampler(LengthBatchSampler):
     """Batches of similar length: padding is close to the lowest possible.
 
     Each epoch: sort indices by length (ties broken at random per (seed, epoch) when ``shuffle``), cut the
@@ -284,7 +283,7 @@ class BucketBatchSampler(_LengthBatchSampler):
         return order, starts, stops
 
 
-class ExactLengthBatchSampler(_LengthBatchSampler):
+class ExactLengthBatchSampler(LengthBatchSampler):
     """Every batch holds sequences of one length only: zero padding, no packing needed.
 
     Sequences of one length are cut into batches of ``batch_size`` rows (or ``max_steps // length`` rows).
@@ -373,7 +372,7 @@ class ExactLengthBatchSampler(_LengthBatchSampler):
         return order, starts, stops
 
 
-class RandomBatchSampler(_LengthBatchSampler):
+class RandomBatchSampler(LengthBatchSampler):
     """Plain random batches (the baseline every padding comparison starts from).
 
     Each epoch shuffles the indices (when ``shuffle``) and cuts them in that order: by ``batch_size``, or
@@ -399,31 +398,3 @@ class RandomBatchSampler(_LengthBatchSampler):
                 starts, stops = starts[:-1], stops[:-1]
         return order.astype(np.int64), starts, stops
 
-
-class SequentialBatchSampler(_LengthBatchSampler):
-    """Batches in index order, never shuffled: row ``i`` of batch ``k + 1`` continues row ``i`` of batch ``k``.
-
-    The batch source of Keras-style stateful training (``shuffle=False``, fixed batch size); one process
-    only. Same protocol as the other samplers (``set_epoch``, ``state_dict``/``load_state_dict``).
-
-    Example:
-        >>> list(SequentialBatchSampler([3, 1, 2, 2, 5], batch_size=2))
-        [[0, 1], [2, 3], [4]]
-    """
-
-    def __init__(self, lengths: Any, batch_size: int | None = None, *, max_steps: int | None = None,
-                 shuffle: bool = False, seed: int = 0, drop_last: bool = False, rank: int = 0,
-                 world_size: int = 1) -> None:
-        if shuffle:
-            raise ConfigError("SequentialBatchSampler keeps index order: it takes shuffle=False only")
-        if world_size != 1 or max_steps is not None:
-            raise ConfigError("SequentialBatchSampler (stateful training) runs in one process, with batch_size")
-        super().__init__(lengths, batch_size, shuffle=False, seed=seed, drop_last=drop_last)
-
-    def _plan(self, rng: np.random.Generator) -> Plan:
-        n = self._lengths.size
-        bounds = np.append(np.arange(0, n, self.constraint.batch_size), n)  # type: ignore[attr-defined]
-        starts, stops = bounds_to_batches(bounds)
-        if self.drop_last and starts.size and stops[-1] - starts[-1] < self.constraint.batch_size:  # type: ignore[attr-defined]
-            starts, stops = starts[:-1], stops[:-1]
-        return np.arange(n, dtype=np.int64), starts, stops

@@ -1,8 +1,9 @@
 """The batch-source protocol, and the choice of sampler for a ``batching=`` mode.
 
 Owns: :class:`BatchSource` (what the trainer iterates: ``set_epoch``, ``__len__``, ``__iter__``,
-``state_dict``/``load_state_dict``, positions counted in items handed out), :data:`BATCHING_MODES` and
-:func:`make_sampler`. The samplers of :mod:`padless.data.samplers` and the truncated-BPTT slot scheduler
+``state_dict``/``load_state_dict``, positions counted in items handed out), :data:`BATCHING_MODES`,
+:func:`make_sampler` and :class:`SequentialBatchSampler` (index order, for stateful training where row i
+of batch k+1 continues row i of batch k). The samplers of :mod:`padless.data.samplers` and the truncated-BPTT slot scheduler
 (``padless.train.tbptt.SlotScheduler``) all follow the protocol, so the trainer resumes any of them mid
 epoch the same way.
 
@@ -21,15 +22,11 @@ from typing import Any, Iterator, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from padless.data.samplers import (
-    BucketBatchSampler,
-    ExactLengthBatchSampler,
-    RandomBatchSampler,
-    SequentialBatchSampler,
-)
+from padless.data._cuts import bounds_to_batches
+from padless.data.samplers import BucketBatchSampler, ExactLengthBatchSampler, LengthBatchSampler, RandomBatchSampler
 from padless.errors import ConfigError
 
-__all__ = ["BatchSource", "BATCHING_MODES", "make_sampler", "check_batching"]
+__all__ = ["BatchSource", "BATCHING_MODES", "make_sampler", "check_batching", "SequentialBatchSampler"]
 
 BATCHING_MODES = ("auto", "bucket", "exact", "random", "sequential")
 
@@ -52,6 +49,35 @@ class BatchSource(Protocol):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume: the next ``iter()`` yields the items after ``state["position"]``."""
+
+
+class SequentialBatchSampler(LengthBatchSampler):
+    """Batches in index order, never shuffled: row ``i`` of batch ``k + 1`` continues row ``i`` of batch ``k``.
+
+    The batch source of Keras-style stateful training (``shuffle=False``, fixed batch size); one process
+    only. Same protocol as the other samplers (``set_epoch``, ``state_dict``/``load_state_dict``).
+
+    Example:
+        >>> list(SequentialBatchSampler([3, 1, 2, 2, 5], batch_size=2))
+        [[0, 1], [2, 3], [4]]
+    """
+
+    def __init__(self, lengths: Any, batch_size: int | None = None, *, max_steps: int | None = None,
+                 shuffle: bool = False, seed: int = 0, drop_last: bool = False, rank: int = 0,
+                 world_size: int = 1) -> None:
+        if shuffle:
+            raise ConfigError("SequentialBatchSampler keeps index order: it takes shuffle=False only")
+        if world_size != 1 or max_steps is not None:
+            raise ConfigError("SequentialBatchSampler (stateful training) runs in one process, with batch_size")
+        super().__init__(lengths, batch_size, shuffle=False, seed=seed, drop_last=drop_last)
+
+    def _plan(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = self._lengths.size
+        bounds = np.append(np.arange(0, n, self.constraint.batch_size), n)  # type: ignore[attr-defined]
+        starts, stops = bounds_to_batches(bounds)
+        if self.drop_last and starts.size and stops[-1] - starts[-1] < self.constraint.batch_size:  # type: ignore[attr-defined]
+            starts, stops = starts[:-1], stops[:-1]
+        return np.arange(n, dtype=np.int64), starts, stops
 
 
 def check_batching(batching: str) -> str:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from padless.data.ragged import RaggedArray
 from padless.data.labels import encode_labels, sort_class_names
+from padless.data.ragged import RaggedArray
 from padless.data.ts import read_ts, sktime_root, sktime_version
 from padless.errors import DataError, PadlessError
 

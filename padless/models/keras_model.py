@@ -28,7 +28,7 @@ import torch
 from padless.errors import CheckpointError, ConfigError
 from padless.export.build import export_onnx
 from padless.train.callbacks import Callback, CallbackList, History
-from padless.train.compile import Compiled, compile_config, compile_from_config, compile_model
+from padless.train.compile import Compiled, compile_config, compile_model
 from padless.train.inference import evaluate as evaluate_graph
 from padless.train.inference import predict as predict_graph
 from padless.train.options import FitOptions

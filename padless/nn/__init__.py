@@ -18,11 +18,12 @@ Example:
 
 from padless.nn.adapters import from_batch, to_batch
 from padless.nn.base import Layer, OnnxValue, deserialize_layer, map_values, registered_layers, serialize_layer
+from padless.nn.bidirectional import Bidirectional
 from padless.nn.blocks import scan
 from padless.nn.core import Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization
 from padless.nn.graph import Graph, LayerStack
 from padless.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
-from padless.nn.recurrent import GRU, LSTM, Bidirectional, Recurrent, RunOutput, SimpleRNN
+from padless.nn.recurrent import GRU, LSTM, Recurrent, RunOutput, SimpleRNN
 from padless.nn.stream import Stream
 
 __all__ = ["Layer", "OnnxValue", "serialize_layer", "deserialize_layer", "registered_layers", "map_values",

@@ -216,7 +216,7 @@ class LayerStack(Graph):
         >>> from padless.nn.core import Dense
         >>> from padless.nn.recurrent import GRU
         >>> LayerStack([GRU(3, input_size=2), Dense(1)]).count_params()
-        58
+        67
     """
 
     def __init__(self, layers: Iterable[Layer] | None = None, name: str | None = None) -> None:

@@ -1,8 +1,8 @@
-"""Recurrent layers that run ragged batches exactly: LSTM, GRU, SimpleRNN and Bidirectional.
+"""Recurrent layers that run ragged batches exactly: LSTM, GRU and SimpleRNN.
 
 Owns: :class:`Recurrent` (the Keras contract: ``units``, ``return_sequences``, ``return_state``,
 ``stateful`` with per-row ``reset_states``, ``dropout``, ``go_backwards``), :class:`LSTM`, :class:`GRU`,
-:class:`SimpleRNN`, :class:`Bidirectional`, :class:`RunOutput`, and their ONNX form (one ONNX
+:class:`SimpleRNN`, :class:`RunOutput`, :func:`keras_call` (what a Keras layer call returns), and their ONNX form (one ONNX
 ``LSTM``/``GRU``/``RNN`` node with ``sequence_lens`` per direction). The weights live in a plain
 ``torch.nn.LSTM``/``GRU``/``RNN`` (``layer.rnn``); a batch arrives as a
 :class:`~padless.data.collate.RaggedBatch` and runs through the block engine (:func:`padless.nn.blocks.scan`),
@@ -12,7 +12,7 @@ Also accepted as input (PyTorch users): a ``PackedSequence``, a ``(padded, lengt
 equal-length ``(B, T, F)`` tensor; the output has the same kind.
 
 Does not own: the batch layout (``padless.data.plan``), the kernels (:mod:`padless.nn.blocks`),
-training (``padless.train``).
+:class:`~padless.nn.bidirectional.Bidirectional`, training (``padless.train``).
 
 Example:
     >>> import torch
@@ -34,10 +34,10 @@ from torch import nn
 from padless.data.collate import RaggedBatch
 from padless.errors import ConfigError, DataError, StateError
 from padless.nn.adapters import from_batch, to_batch
-from padless.nn.base import Layer, OnnxValue, State, deserialize_layer, serialize_layer
+from padless.nn.base import Layer, OnnxValue, State
 from padless.nn.blocks import scan
 
-__all__ = ["RunOutput", "Recurrent", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "row_mask"]
+__all__ = ["RunOutput", "Recurrent", "LSTM", "GRU", "SimpleRNN", "row_mask", "keras_call"]
 
 
 class RunOutput(NamedTuple):
@@ -256,7 +256,7 @@ class Recurrent(Layer):
 
     def forward(self, x: Any, initial_state: Sequence[torch.Tensor] | None = None) -> Any:
         """Keras-style call: see the class docstring for what comes back."""
-        return _keras_call(self, x, initial_state)
+        return keras_call(self, x, initial_state)
 
     # -- export
     def onnx_direction(self, g: Any, x: str, init: Sequence[str] | None) -> tuple[str, list[str]]:
@@ -279,7 +279,9 @@ class Recurrent(Layer):
         return OnnxValue(states[0], False, self.units)
 
 
-def _keras_call(layer: Any, x: Any, initial_state: Sequence[torch.Tensor] | None) -> Any:
+def keras_call(layer: Any, x: Any, initial_state: Sequence[torch.Tensor] | None) -> Any:
+    """What calling a Keras recurrent layer returns: the output (sequence or last step, in the input's kind and
+    row order) and, with ``return_state``, the final states per row."""
     batch, kind = to_batch(x)
     res = layer.run(batch, initial_state, want_states=layer.return_state)
     out: Any = from_batch(res.seq, kind) if layer.return_sequences else batch.unsort(res.last)
@@ -362,143 +364,3 @@ class SimpleRNN(Recurrent):
     _gates = 1
     _num_states = 1
     onnx_op = "RNN"
-
-
-class Bidirectional(Layer):
-    """Run a recurrent layer forwards and a copy of it backwards; merge the two.
-
-    The backward direction starts at each sequence's *true* end (never on padding). With
-    ``return_sequences=False`` the output is ``[forward output at the last step, backward output after
-    reading step 0]``, as in Keras.
-
-    Args:
-        layer: the forward layer (its settings are copied for the backward one).
-        merge_mode: ``"concat"`` (default), ``"sum"``, ``"mul"`` or ``"ave"``.
-        **kwargs: the common layer keywords (``input_shape=(None, F)``, ``name``, ...).
-
-    Example:
-        >>> import torch
-        >>> bi = Bidirectional(GRU(4, input_size=2))
-        >>> bi([torch.randn(3, 2), torch.randn(5, 2)]).shape
-        torch.Size([2, 8])
-    """
-
-    requires_sequences = True
-    causal = False
-
-    def __init__(self, layer: Recurrent, merge_mode: str = "concat", **kwargs: Any) -> None:
-        if not isinstance(layer, Recurrent):
-            raise ConfigError(f"Bidirectional wraps LSTM, GRU or SimpleRNN; got {type(layer).__name__}")
-        if merge_mode not in ("concat", "sum", "mul", "ave"):
-            raise ConfigError(f"Bidirectional: merge_mode must be concat, sum, mul or ave; got {merge_mode!r}")
-        if layer.stateful:
-            raise ConfigError("a stateful Bidirectional layer is not supported: its backward pass needs the whole sequence")
-        super().__init__(**kwargs)
-        self.merge_mode = merge_mode
-        self.forward_layer = layer
-        size = layer.input_size or self.declared_input_size
-        self.backward_layer = type(layer)(layer.units, return_sequences=layer.return_sequences,
-                                          return_state=layer.return_state, dropout=layer.dropout,
-                                          go_backwards=not layer.go_backwards, input_size=size)
-        self.units = layer.units
-        if size is not None:
-            self.build(int(size))
-
-    @property
-    def return_sequences(self) -> bool:
-        return self.forward_layer.return_sequences
-
-    @property
-    def return_state(self) -> bool:
-        return self.forward_layer.return_state
-
-    @property
-    def needs_exact_states(self) -> bool:
-        return self.return_state
-
-    @property
-    def state_sizes(self) -> tuple[int, ...]:
-        return self.forward_layer.state_sizes + self.backward_layer.state_sizes
-
-    def sequence_out(self, sequence_in: bool) -> bool:
-        return self.return_sequences
-
-    def noncausal_reason(self) -> str:
-        return "a bidirectional layer's backward pass needs the whole sequence"
-
-    def make_weights(self, input_size: int) -> None:
-        self.forward_layer.build(input_size)
-        self.backward_layer.build(input_size)
-
-    @property
-    def output_size(self) -> int:
-        return self.units * (2 if self.merge_mode == "concat" else 1)
-
-    def describe(self) -> str:
-        return self.name or f"Bidirectional({self.forward_layer.describe()})"
-
-    def get_config(self) -> dict[str, Any]:
-        return {"layer": serialize_layer(self.forward_layer), "merge_mode": self.merge_mode, "name": self.name}
-
-    @classmethod
-    def from_config(cls, config: Any) -> "Bidirectional":
-        cfg = dict(config)
-        inner = deserialize_layer(cfg.pop("layer"))
-        return cls(inner, **cfg)  # type: ignore[arg-type]
-
-    def _merge(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.merge_mode == "concat":
-            return torch.cat([a, b], -1)
-        if self.merge_mode == "sum":
-            return a + b
-        if self.merge_mode == "mul":
-            return a * b
-        return (a + b) / 2
-
-    def run(self, batch: RaggedBatch, initial_state: Sequence[torch.Tensor] | None = None,
-            want_states: bool = False) -> RunOutput:
-        """Run both directions; the merged sequence is in original time order, states are ``fw + bw``."""
-        fw_init = bw_init = None
-        if initial_state is not None:
-            n = self.forward_layer._num_states
-            fw_init, bw_init = initial_state[:n], initial_state[n:]
-        fw = self.forward_layer.run(batch, fw_init, want_states)
-        bw = self.backward_layer.run(batch, bw_init, want_states)
-        # the backward run saw each row reversed: bring its sequence back to original time order
-        bw_seq = bw.seq.data.index_select(0, batch.plan.tensor("reverse_index", bw.seq.data.device))
-        states = None if fw.states is None or bw.states is None else fw.states + bw.states
-        return RunOutput(batch.with_data(self._merge(fw.seq.data, bw_seq)), self._merge(fw.last, bw.last), states)
-
-    def call_with_state(self, x: Any, initial_state: Sequence[torch.Tensor] | None = None,
-                        want_state: bool = False) -> tuple[Any, State | None]:
-        if not isinstance(x, RaggedBatch):
-            raise ConfigError(f"{self.describe()} needs sequences but its input is one vector per sequence: set "
-                              "return_sequences=True on the recurrent layer before it")
-        res = self.run(x, initial_state, want_state)
-        return (res.seq if self.return_sequences else res.last), res.states
-
-    def forward(self, x: Any, initial_state: Sequence[torch.Tensor] | None = None) -> Any:
-        return _keras_call(self, x, initial_state)
-
-    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
-        if g.streaming:
-            raise ConfigError(f"{self.describe()} cannot stream: its backward pass needs the whole sequence. "
-                              "Export without streaming=True, or use a unidirectional model")
-        if not x.seq:
-            raise ConfigError(f"{self.describe()} needs sequences but the layer before returns one vector per sequence")
-        fw_seq, fw_st = self.forward_layer.onnx_direction(g, x.name, None)
-        bw_seq, bw_st = self.backward_layer.onnx_direction(g, x.name, None)
-        bw_seq = g.op("ReverseSequence", [bw_seq, g.lengths], "rev_out", batch_axis=1, time_axis=0)
-        if self.return_sequences:
-            return OnnxValue(_merge_onnx(g, self.merge_mode, fw_seq, bw_seq), True, self.output_size)
-        return OnnxValue(_merge_onnx(g, self.merge_mode, fw_st[0], bw_st[0]), False, self.output_size)
-
-
-def _merge_onnx(g: Any, mode: str, a: str, b: str) -> str:
-    if mode == "concat":
-        return g.op("Concat", [a, b], "concat", axis=-1)
-    if mode == "sum":
-        return g.op("Add", [a, b], "sum")
-    if mode == "mul":
-        return g.op("Mul", [a, b], "mul")
-    return g.op("Div", [g.op("Add", [a, b]), g.const("two", 2.0)], "ave")

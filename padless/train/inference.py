@@ -31,8 +31,7 @@ import torch
 from padless.data.collate import RaggedBatch
 from padless.data.inputs import Targets
 from padless.data.ragged import RaggedArray
-from padless.data.samplers import SequentialBatchSampler
-from padless.data.sources import BatchSource, make_sampler
+from padless.data.sources import BatchSource, SequentialBatchSampler, make_sampler
 from padless.errors import ConfigError
 from padless.nn.graph import Graph
 from padless.train.callbacks import CallbackList

@@ -15,6 +15,7 @@ __all__ = ["Progress", "format_logs"]
 
 
 def format_logs(logs: dict[str, float]) -> str:
+    """``loss: 0.1234 - accuracy: 0.5000 - 12,345 steps/s - waste 3.2%`` for a logs dict."""
     parts = []
     for k, v in logs.items():
         if k == "steps_per_second":

@@ -13,7 +13,7 @@ Example:
     >>> import os, tempfile
     >>> from padless.nn import LSTM, Dense, LayerStack
     >>> m = LayerStack([LSTM(4, input_size=2), Dense(1)])
-    >>> p = os.path.join(tempfile.mkdtemp(), "m.safetensors"); write_model(m, p)
+    >>> p = os.path.join(tempfile.mkdtemp(), "m.safetensors"); _ = write_model(m, p)
     >>> saved = read_model(p); saved.config == m.get_config(), sorted(saved.tensors) == sorted(m.state_dict())
     (True, True)
 """

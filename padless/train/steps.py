@@ -3,7 +3,8 @@
 Owns: :class:`Step` (a laid-out batch, its targets, which outputs carry a loss, the states carried in and
 the hook that receives the states carried out), :class:`BatchStepper` (index batches of whole sequences
 -> steps, every batching mode), :func:`merge_cost_for` (how much padding may replace a kernel call),
-:class:`StepOutput` and :func:`forward_loss` (one step's predictions, loss sum and item count).
+:class:`StepOutput` and :func:`forward_loss` (one step's predictions, loss sum and item count), and
+:func:`local_backward` (one process's optimizer step).
 
 Truncated-BPTT windows become steps in :mod:`padless.train.tbptt`; both kinds of stepper have the same
 small interface (``steps(items)``, ``carry_tensors()``, ``load_carry(tensors, device)``), so the trainer
@@ -33,10 +34,12 @@ import torch
 from padless.data.collate import RaggedBatch, collate
 from padless.data.inputs import Targets
 from padless.data.ragged import RaggedArray
+from padless.errors import DataError
 from padless.nn.graph import Graph
 from padless.train.compile import Compiled
 
-__all__ = ["Step", "BatchStepper", "StepOutput", "forward_loss", "merge_cost_for", "DEFAULT_MERGE_COST"]
+__all__ = ["Step", "BatchStepper", "StepOutput", "forward_loss", "local_backward", "merge_cost_for", "DEFAULT_MERGE_COST",
+           "per_step_targets"]
 
 # A kernel call's overhead, in row-steps, above which neighbouring segments are merged (padding a few
 # steps instead of calling the kernel again). Measured by benchmarks/run.py; 0 disables merging.
@@ -182,3 +185,17 @@ def forward_loss(run: Callable[..., Any], compiled: Compiled | None, step: Step,
         w = step.weights.to(item.dtype)
         return StepOutput(pred, (item * w).sum(), n, float(w.sum()))
     return StepOutput(pred, item.sum(), n, float(n))
+
+
+def local_backward(opt: torch.optim.Optimizer, loss_sum: torch.Tensor, n: int, index: int) -> None:
+    """Backpropagate the mean item loss and step ``opt`` (one process).
+
+    Raises:
+        DataError: the loss is not finite (named by the step's index).
+    """
+    if not torch.isfinite(loss_sum):
+        raise DataError(f"the loss became {float(loss_sum.detach())} at batch {index}: check the inputs/targets for "
+                        "extreme values or lower the learning rate")
+    opt.zero_grad(set_to_none=True)
+    (loss_sum / n).backward()
+    opt.step()

@@ -33,25 +33,19 @@ import warnings
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from padless.data.inputs import Targets
 from padless.data.ragged import RaggedArray
 from padless.data.sources import BatchSource, make_sampler
-from padless.errors import CheckpointError, ConfigError, DataError, PadlessError, StateError
+from padless.errors import CheckpointError, ConfigError, StateError
 from padless.nn.graph import Graph
-from padless.train.callback_state import callback_states, restore_callbacks
+from padless.train.callback_state import restore_callbacks
 from padless.train.callbacks import Callback, CallbackList, History
 from padless.train.checkpoint import (
     Checkpoint,
-    clear_checkpoints,
-    has_checkpoints,
-    parse_checkpoint,
-    read_checkpoint_bytes,
-    save_checkpoint,
 )
-from padless.train.compile import Compiled, compile_config, ensure_optimizer
+from padless.train.compile import Compiled, ensure_optimizer
+from padless.train.distributed.backward import distributed_backward
 from padless.train.distributed.context import DistContext, setup_distributed
 from padless.train.distributed.ddp import wrap_model
 from padless.train.distributed.sharding import fingerprint_digest
@@ -59,9 +53,10 @@ from padless.train.inference import check_verbose, evaluate_prepared, reduce_tot
 from padless.train.options import FitOptions
 from padless.train.prepare import prepare_inputs, prepare_targets, sample_weights_for, split_validation
 from padless.train.progress import Progress
-from padless.train.rng import capture_rng, restore_rng
+from padless.train.rng import restore_rng
+from padless.train.run_checkpoints import CheckpointSteps
 from padless.train.state import EpochTotals, RunState
-from padless.train.steps import BatchStepper, Step, forward_loss
+from padless.train.steps import BatchStepper, Step, forward_loss, local_backward
 from padless.train.tbptt import SlotScheduler, TbpttStepper, check_tbptt
 
 __all__ = ["Trainer", "FitOptions", "RankZeroPlaceholder"]
@@ -71,7 +66,7 @@ class RankZeroPlaceholder(Callback):
     """Stands in, on ranks other than 0, for a callback that writes files (e.g. ModelCheckpoint)."""
 
 
-class Trainer:
+class Trainer(CheckpointSteps):
     """Trains a model graph on ragged data (what ``model.fit`` runs).
 
     Args:
@@ -208,16 +203,6 @@ class Trainer:
         elif err is not None:
             raise err
 
-    def _refuse_foreign_checkpoints(self) -> None:
-        o = self.options
-        err: BaseException | None = None
-        if o.checkpoint_dir is not None and o.resume_from is None:
-            if self.rank == 0 and has_checkpoints(o.checkpoint_dir) and not o.overwrite_checkpoints:
-                err = ConfigError(f"{str(o.checkpoint_dir)!r} already holds checkpoints of another run: pass "
-                                  f"resume_from={str(o.checkpoint_dir)!r} to continue it, or choose an empty folder")
-            self._stale = bool(o.overwrite_checkpoints)
-        self._agree(err)
-
     def make_source(self, seed: int) -> BatchSource:
         """The batch source: TBPTT slots, or a sampler for ``batching=``."""
         o, W = self.options, self.world_size
@@ -236,20 +221,6 @@ class Trainer:
         return BatchStepper(self.model, self.xr, self.targets, c.device, o.merge_cost, c.integer_labels, self.weights)
 
     # ================================================================== resume
-    def _read_checkpoint(self) -> Checkpoint:
-        o = self.options
-        where, data, err = str(o.resume_from), b"", None
-        if self.rank == 0:  # rank 0 reads, the others receive the bytes (their disk may not have the folder)
-            try:
-                where, data = read_checkpoint_bytes(o.resume_from)  # type: ignore[arg-type]
-            except (CheckpointError, OSError) as e:
-                err = e if isinstance(e, CheckpointError) else CheckpointError(f"cannot read {where!r}: {e}")
-        self._agree(err)
-        if self.ctx is not None:
-            data = self.ctx.broadcast_bytes(data if self.rank == 0 else None)
-            where = self.ctx.broadcast_bytes(where.encode() if self.rank == 0 else None).decode()
-        return parse_checkpoint(data, where)
-
     def resume(self) -> None:
         """Start fresh (draw the seed), or continue a checkpointed run exactly where it stopped."""
         o, c = self.options, self.compiled
@@ -287,30 +258,6 @@ class Trainer:
         self.partial: EpochTotals | None = None
         if self.ckpt is not None:
             self._restore_position(self.ckpt)
-
-    def _restore_position(self, ckpt: Checkpoint) -> None:
-        st = ckpt.run
-        self.state.epoch, self.state.position, self.state.global_step = st.epoch, st.position, st.global_step
-        self.state.stop_training = st.stop_training
-        if st.position > 0:
-            saved = st.source or {}
-            if saved.get("kind") != type(self.source).__name__:
-                raise CheckpointError(f"{ckpt.path!r} was written by a run batching with {saved.get('kind')}; this run "
-                                      f"uses {type(self.source).__name__}: resume with the same batching and tbptt settings")
-            try:
-                self.source.load_state_dict({**saved, "epoch": st.epoch, "position": st.position})
-            except ConfigError as e:
-                raise CheckpointError(f"{ckpt.path!r} does not fit this run's data: {e}") from None
-            zero = self.ctx is not None and self.rank != 0  # rank 0 carries the (all-reduced) partial sums
-            part = st.partial or EpochTotals()
-            self.partial = EpochTotals(seconds=part.seconds, steps_done=st.position) if zero else part
-            self.partial.steps_done = st.position
-            prefix = f"carry/{self.rank}/"
-            self.stepper.load_carry({k[len(prefix):]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)},
-                                    self.compiled.device)
-        for m_i, m in enumerate(self.model.stateful_layers):
-            saved_t = [ckpt.tensors[k] for k in sorted(ckpt.tensors) if k.startswith(f"layerstate/{m_i}/")]
-            m.states = tuple(s.to(self.compiled.device) for s in saved_t) if saved_t else None  # type: ignore[attr-defined]
 
     # ================================================================== epochs
     def begin(self) -> None:
@@ -414,42 +361,11 @@ class Trainer:
                     raise
                 failure = e
             if dist:
-                self._distributed_backward(out, failure, index)
+                distributed_backward(self.ctx, self.compiled.optimizer, out, failure, index)  # type: ignore[arg-type]
             elif out.loss_sum is not None:  # type: ignore[union-attr]
-                self._local_backward(out.loss_sum, out.n, index)  # type: ignore[union-attr]
+                local_backward(self.compiled.optimizer, out.loss_sum, out.n, index)  # type: ignore[union-attr,arg-type]
         if out is not None and out.loss_sum is not None:
             self.accumulate(totals, out, step)
-
-    def _local_backward(self, loss_sum: torch.Tensor, n: int, index: int) -> None:
-        if not torch.isfinite(loss_sum):
-            raise DataError(f"the loss became {float(loss_sum.detach())} at batch {index}: check the inputs/targets for "
-                            "extreme values or lower the learning rate")
-        opt = self.compiled.optimizer
-        opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
-        (loss_sum / n).backward()
-        opt.step()  # type: ignore[union-attr]
-
-    def _distributed_backward(self, out: Any, failure: BaseException | None, index: int) -> None:
-        ctx = self.ctx
-        assert ctx is not None
-        loss_sum = None if out is None else out.loss_sum
-        n = 0 if out is None else out.n
-        if failure is None and loss_sum is None:  # nothing to learn here; DDP needs this rank's zero gradients
-            loss_sum = out.pred.sum() * 0.0
-        finite = failure is None and bool(torch.isfinite(loss_sum.detach()))  # type: ignore[union-attr]
-        n_global, n_bad, n_failed = ctx.sum([n, 0.0 if finite or failure else 1.0, 1.0 if failure else 0.0])
-        if failure is not None:
-            raise failure
-        if n_failed:
-            raise PadlessError(f"another process failed at batch {index} (see its error); stopping this one too")
-        if n_bad:
-            raise DataError(f"the loss became non-finite at batch {index} on {int(n_bad)} of {ctx.world_size} "
-                            "processes: check the inputs/targets for extreme values or lower the learning rate")
-        if n_global > 0:
-            opt = self.compiled.optimizer
-            opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
-            (loss_sum * (ctx.world_size / n_global)).backward()  # type: ignore[operator]
-            opt.step()  # type: ignore[union-attr]
 
     def accumulate(self, totals: EpochTotals, out: Any, step: Step) -> None:
         """Add one step's loss and metric sums (metrics from the activated outputs)."""
@@ -487,55 +403,6 @@ class Trainer:
                                 callbacks=self.callbacks, weights=self.val_weights)
         self.model.train()
         return res.logs
-
-    # ================================================================== checkpoints
-    def save(self, epoch: int, position: int, totals: EpochTotals | None) -> None:
-        """Write a checkpoint (rank 0) of the run at ``epoch`` after ``position`` steps (0: epoch boundary)."""
-        ctx, o = self.ctx, self.options
-        partial = None
-        if totals is not None:  # global sums: rank 0 resumes with them, the other ranks with zero
-            partial = reduce_totals(totals, self.keys, ctx)
-        rngs = [capture_rng()] if ctx is None else [json.loads(b.decode()) for b in
-                                                     ctx.gather_bytes(json.dumps(capture_rng()).encode())]
-        tensors = self._gather_carry() if position > 0 else {}
-        err: BaseException | None = None
-        if self.rank == 0:
-            cb_states, cb_tensors = callback_states(self.callbacks.callbacks)
-            tensors.update(cb_tensors)
-            for m_i, m in enumerate(self.model.stateful_layers):
-                for k_i, s in enumerate(getattr(m, "states", None) or ()):
-                    tensors[f"layerstate/{m_i}/{k_i}"] = s
-            st = RunState(epoch=epoch, position=position, global_step=self.state.global_step, epochs=o.epochs,
-                          seed=self.seed, stop_training=self.stop_training,
-                          source=self._source_state(position) if position > 0 else None, partial=partial,
-                          callbacks=cb_states, fingerprint=self.fingerprint, world_size=self.world_size)
-            try:
-                if self._stale:  # overwrite_checkpoints: the other run's files go now, not before
-                    clear_checkpoints(o.checkpoint_dir)  # type: ignore[arg-type]
-                    self._stale = False
-                save_checkpoint(o.checkpoint_dir, self.model, self.compiled.optimizer, st,  # type: ignore[arg-type]
-                                compile_config=compile_config(self.compiled), preprocessing=self.preprocessing,
-                                rng=rngs, tensors=tensors, keep=o.keep_checkpoints)
-            except (OSError, PadlessError) as e:
-                err = e if isinstance(e, PadlessError) else CheckpointError(
-                    f"could not write a checkpoint to {str(o.checkpoint_dir)!r}: {e}")
-        self._agree(err)
-
-    def _source_state(self, position: int) -> dict[str, Any]:
-        st = dict(self.source.state_dict())
-        st["position"] = int(position)
-        return st
-
-    def _gather_carry(self) -> dict[str, torch.Tensor]:
-        """Every rank's carried TBPTT state as ``carry/<rank>/<layer>/<k>`` tensors."""
-        from_mine = self.stepper.carry_tensors()
-        if self.ctx is None:
-            return {f"carry/0/{k}": v for k, v in from_mine.items()}
-        out: dict[str, torch.Tensor] = {}
-        for r, blob in enumerate(self.ctx.gather_bytes(st_save(from_mine) if from_mine else b"")):
-            if blob:
-                out.update({f"carry/{r}/{k}": v for k, v in st_load(blob).items()})
-        return out
 
     # ================================================================== teardown
     def teardown(self) -> None:

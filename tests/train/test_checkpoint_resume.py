@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from padless import CheckpointError, ConfigError, DataError, Sequential
 from padless.layers import GRU, LSTM, Dense, Dropout
 from padless.io import metadata_digest, read_safetensors_header
-from padless.train import trainer as trainer_mod
+from padless.train import run_checkpoints as trainer_mod
 from padless.train.checkpoint import (
     LATEST,
     load_checkpoint,
