@@ -466,6 +466,12 @@ class TableSource:
         if m and int(m.group(1)) < len(self.columns):
             raise ConversionError(self.columns[int(m.group(1))], m.group(3), m.group(2)) from exc
 
+    def has_rows(self, column: str) -> bool:
+        """True if the table has at least one row (reads at most one batch of ``column``)."""
+        if self.num_rows is not None:
+            return self.num_rows > 0
+        return next(iter(self.batches([column])), None) is not None
+
     # -------------------------------------------------------------------------------- error paths
     def first_bad_number(self, column: str) -> tuple[int, str]:
         """Row and text of the first value of ``column`` that is not a number (rescan as text; error path only)."""

@@ -138,6 +138,8 @@ def resolve_columns(
         skip = {id, time, *exclude} | ({target} if target and not forecast else set())
         feats = [c for c in src.columns if c not in skip and is_numeric(src.types[c])]
         if not feats:
+            if not src.has_rows(id):
+                raise DataError(f"{src.name}: the table has no rows; nothing to read")
             raise DataError(
                 f"{src.name} has no numeric feature column besides id/time/target; its columns are "
                 f"{', '.join(f'{c} ({src.types[c]})' for c in src.columns)}; pass features=[...]"
@@ -159,7 +161,9 @@ def resolve_columns(
                 )
             if c in exclude:
                 raise DataError(f"{c!r} is the labels' target and cannot also be a feature; remove it from features")
-        if src.kind not in ("csv", "tsv"):
+        if src.kind in ("csv", "tsv"):
+            pass  # converted to float64 below; a non-number raises with its row while reading
+        else:
             for c in feats:
                 if not is_numeric(src.types[c]):
                     row, val = src.first_bad_number(c)
@@ -168,6 +172,11 @@ def resolve_columns(
                         f"{src.name}: feature {c!r} holds {src.types[c]} values{where}; features must be numbers: "
                         f"convert or drop that column"
                     )
+    if src.kind in ("csv", "tsv"):
+        import pyarrow as pa
+
+        for c in feats:  # the first block's guess (int, null, text) must not decide a feature's type
+            src.overrides[c] = pa.float64()
     idx: list[int] = []
     if forecast:
         if target is not None:
@@ -292,6 +301,11 @@ def id_array(src: TableSource, name: str, arr: Any, row0: int) -> Any:
                 f"integers or text"
             )
         return pa.array(v.astype(np.int64))
+    if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+        raise DataError(
+            f"{src.name}: id column {name!r} holds bytes that are not UTF-8 text; the file is damaged or in another "
+            f"encoding: re-save it as UTF-8"
+        )
     raise DataError(f"{src.name}: id column {name!r} has type {arr.type}; ids must be integers or text")
 
 
@@ -332,8 +346,10 @@ class ClassMap:
             return lookup(pa.array(vals, type=pa.string()), arr)
         if kind == "str":
             return np.full(len(arr), -1, dtype=np.int64)
-        table = np.asarray(vals, dtype=np.float64)  # sorted ascending
-        x = arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        exact = self.kind in ("int", "bool") and kind in ("int", "bool")
+        dtype = np.int64 if exact else np.float64
+        table = np.asarray(vals, dtype=dtype)  # sorted ascending
+        x = arr.cast(pa.int64() if exact else pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         pos = np.clip(np.searchsorted(table, x), 0, max(len(table) - 1, 0))
         ok = table[pos] == x if len(table) else np.zeros(len(x), bool)
         return np.where(ok, pos, -1).astype(np.int64)
@@ -419,7 +435,8 @@ def _scan_once(src: TableSource, cols: Columns, track: str, bar: Any) -> ScanRes
     res = ScanResult(ids=None, counts=counts, ordered=True)
     contiguous = True
     prev_seq, prev_t = -1, None
-    distinct: np.ndarray | None = None if track == "none" else np.empty(0)
+    tracking = track != "none"
+    distinct: np.ndarray | None = None
     for row0, batch in src.batches(cols.read(False, True)):
         n = batch.num_rows
         n_before = ids.size
@@ -475,10 +492,10 @@ def _scan_once(src: TableSource, cols: Columns, track: str, bar: Any) -> ScanRes
                     )
             else:
                 key = as_numpy(arr)
-                if distinct is not None and (kind != "float" or track == "all"):
-                    distinct = np.union1d(distinct, key)
+                if tracking and (kind != "float" or track == "all"):
+                    distinct = np.unique(key) if distinct is None else np.union1d(distinct, key)
                     if distinct.size > MAX_CLASSES:
-                        distinct = None
+                        distinct, tracking = None, False
             if first_key is None:
                 first_key = np.zeros(1024, dtype=key.dtype)
             first_key = _grow(first_key, ids.size, 0)
@@ -580,6 +597,7 @@ def read_labels(
             are not in the table (the message names the first few).
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     src = TableSource(path, batch_rows)
     if label_id not in src.columns:
@@ -616,6 +634,8 @@ def read_labels(
     ok = ~tgt.is_null().to_numpy(zero_copy_only=False)
     if kind == "float":
         ok &= np.isfinite(tgt.to_numpy(zero_copy_only=False))
+    if kind == "str":
+        ok &= ~pc.equal(tgt, "").fill_null(False).to_numpy(zero_copy_only=False)
     if not ok.all():
         r = int(np.flatnonzero(~ok)[0])
         raise DataError(f"{src.name}: label of id {fmt_value(lid[r].as_py())} (row {r}) is empty or NaN; give every id a label")
