@@ -60,6 +60,8 @@ FORMATS: dict[str, str] = {
     ".parquet": "parquet", ".pq": "parquet",
     ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc",
 }
+_CSV_BLOCK = 1 << 18  # bytes per CSV block while streaming
+_CSV_PROBE = 1 << 22  # bytes of CSV the column types are guessed from
 _KIND_NAMES = {"csv": "CSV", "tsv": "TSV", "parquet": "Parquet", "ipc": "Arrow/Feather"}
 _SNIFF_BYTES = 1 << 16
 
@@ -214,7 +216,7 @@ def did_you_mean(name: str, names: Sequence[str]) -> str:
 
 
 class ConversionError(Exception):
-    """Internal: a CSV column did not convert to the type chosen from the first block."""
+    """Internal: a CSV column did not convert to the type guessed from the start of the file."""
 
     def __init__(self, column: str, value: str, target: str) -> None:
         super().__init__(column, value, target)
@@ -253,7 +255,7 @@ class TableSource:
     Attributes:
         kind: ``"csv"``, ``"tsv"``, ``"parquet"`` or ``"ipc"``.
         columns: Column names in file order.
-        types: Column name -> ``pyarrow.DataType`` (for CSV: inferred from the first block).
+        types: Column name -> ``pyarrow.DataType`` (for CSV: guessed from the first 4 MiB).
         num_rows: Row count from the file's metadata, or None for CSV.
 
     Raises:
@@ -274,11 +276,11 @@ class TableSource:
         self._check_magic()
         with reading(self.name, self.kind_name):
             schema, self.num_rows = self._open_schema()
-        self.columns: list[str] = list(schema.names)
+            self.columns: list[str] = list(schema.names)  # (decoding damaged names can fail)
+            self.types: dict[str, Any] = {f.name: _value_type(f.type) for f in schema}
         dup = sorted({c for c in self.columns if self.columns.count(c) > 1})
         if dup:
             raise DataError(f"{self.name}: column name {dup[0]!r} appears more than once; give every column its own name")
-        self.types: dict[str, Any] = {f.name: _value_type(f.type) for f in schema}
 
     # -------------------------------------------------------------------------------- opening
     def _check_magic(self) -> None:
@@ -329,9 +331,9 @@ class TableSource:
             import pyarrow.feather as pf
 
             return pf.read_table(self.name, memory_map=False).schema, None
-        block = self._block_size()
-        self._block = block
-        reader = self._csv_reader(None, {}, block)
+        self._block = self._block_size()
+        # column types are guessed from the first _CSV_PROBE bytes, then passed explicitly to every read
+        reader = self._csv_reader(None, {}, max(self._block, _CSV_PROBE))
         return reader.schema, None
 
     def _block_size(self) -> int:
@@ -343,9 +345,9 @@ class TableSource:
                 head = s.read(1 << 18)
         lines = max(head.count(b"\n"), 1)
         per_row = max(len(head) / lines, 1.0)
-        # Small blocks: the streaming reader reads many blocks ahead, so its memory is a multiple of the block
-        # size; blocks are joined into batches of ``batch_rows`` rows afterwards.
-        return int(min(max(self.batch_rows * per_row * 1.05, 1 << 16), 1 << 20))
+        # Small blocks: the streaming reader reads dozens of blocks ahead, so its memory is a multiple of the
+        # block size; blocks are joined into batches of ``batch_rows`` rows afterwards.
+        return int(min(max(self.batch_rows * per_row * 1.05, 1 << 16), _CSV_BLOCK))
 
     def _csv_reader(self, columns: Sequence[str] | None, types: dict[str, Any], block: int) -> Any:
         import pyarrow.csv as pcsv
@@ -376,8 +378,12 @@ class TableSource:
         cols = list(dict.fromkeys(columns))
         row = 0
         for batch in self._raw_batches(cols, types or {}):
-            arrays = [_normalize(batch.column(c)) for c in cols]
-            out = pa.RecordBatch.from_arrays(arrays, names=cols)
+            with reading(self.name, self.kind_name):
+                arrays = [_normalize(batch.column(c)) for c in cols]
+                for a in arrays:
+                    if pa.types.is_string(a.type):
+                        a.validate(full=True)  # Parquet does not check UTF-8; broken text must not reach .as_py()
+                out = pa.RecordBatch.from_arrays(arrays, names=cols)
             for lo in range(0, max(out.num_rows, 1), self.batch_rows):
                 part = out.slice(lo, self.batch_rows)
                 if part.num_rows:

@@ -60,7 +60,7 @@ def test_unknown_columns_say_which_exist(tmp_path):
 def test_non_numeric_feature_values_name_the_row(tmp_path):
     rows = "".join(f"{i // 3},{i}.5\n" for i in range(20_000)) + "7000,oops\n"
     fails(tmp_path, csv(tmp_path, "id,a\n" + rows), r"feature 'a' has the non-numeric value 'oops' at row 20000",
-          id="id", batch_rows=5000)
+          id="id", features=["a"], batch_rows=5000)
     p = tmp_path / "t.parquet"
     pq.write_table(pa.table({"id": [1, 1], "a": ["1.5", "x"]}), p)
     fails(tmp_path, p, r"feature 'a' holds string values \(e.g. 'x' at row 1\)", id="id", features=["a"])
