@@ -175,7 +175,7 @@ def resolve_columns(
     if src.kind in ("csv", "tsv"):
         import pyarrow as pa
 
-        for c in feats:  # the first block's guess (int, null, text) must not decide a feature's type
+        for c in feats:  # the guess from the start of the file (int, null, text) must not decide a feature's type
             src.overrides[c] = pa.float64()
     idx: list[int] = []
     if forecast:
@@ -192,7 +192,7 @@ def resolve_columns(
 
 
 def handle_conversion(src: TableSource, exc: ConversionError, cols: Columns) -> None:
-    """A CSV value did not fit the type guessed from the first block: widen id/target, or raise for features/time."""
+    """A CSV value did not fit the type guessed from the start of the file: widen id/target, or raise for features/time."""
     import pyarrow as pa
 
     c = exc.column
