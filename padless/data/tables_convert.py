@@ -5,8 +5,8 @@ mapped at any moment is one batch), pass 2 (every batch's features, times and pe
 their final rows; NaN / inf refused with the row and id unless ``fill``), and the finishing pass over
 whole sequences in chunks of about ``batch_rows`` rows: sorting each id's rows by time (and finding
 duplicate (id, time) pairs), filling NaN, and building forecast targets. Peak memory is one batch plus
-O(number of ids). Does not own: column roles and pass 1 (:mod:`padless.data.tables_scan`) or the result
-type (:mod:`padless.data.tables`).
+O(number of ids). Does not own: column roles (:mod:`padless.data.tables_columns`), pass 1
+(:mod:`padless.data.tables_scan`) or the result type (:mod:`padless.data.tables_result`).
 
 Fill rules (``fill=``), applied per column after sorting by time:
     - ``"ffill"``: a NaN takes the last earlier value of the same id; NaN at the start of an id then take the
@@ -40,12 +40,15 @@ from typing import Any
 import numpy as np
 
 from padless.data.tables_io import TableSource, as_numpy, from_numpy
-from padless.data.tables_scan import ClassMap, Columns, fmt_value, id_array, locate_rows, lookup, retrying
+from padless.data.tables_columns import Columns, fmt_ids, fmt_value, id_array, lookup, retrying
+from padless.data.tables_scan import locate_rows
+from padless.data.tables_targets import ClassMap
 from padless.errors import DataError
 
 __all__ = ["FILLS", "Arr", "Plan", "Converted", "convert", "fill_chunk", "chunks"]
 
 FILLS = ("ffill", "bfill", "zero", "mean")
+SCATTER_BYTES = 1 << 25  # rows out of order are written through windows of about this many bytes of x
 
 
 class Arr:
@@ -221,9 +224,8 @@ def _convert_batch(
     if (seq < 0).any():
         raise DataError(f"{src.name} changed while it was being read (an id appeared in the second pass); read it again")
     b = seq.shape[0]
-    if plan.ordered:
-        dest, lo, hi = None, row0, row0 + b
-    else:  # rank of each row among the batch's rows of its id, after the rows of earlier batches
+    dest = None
+    if not plan.ordered:  # rank of each row among the batch's rows of its id, after the rows of earlier batches
         order = np.argsort(seq, kind="stable")
         s = seq[order]
         first = np.r_[True, s[1:] != s[:-1]]
@@ -232,7 +234,6 @@ def _convert_batch(
         occ[order] = np.arange(b) - start
         dest = offsets[seq] + cursor[seq] + occ  # (B,)
         cursor += np.bincount(seq, minlength=cursor.shape[0])
-        lo, hi = int(dest.min()), int(dest.max()) + 1
     vals = _features(batch, cols.features)  # (B, F)
     bad = ~np.isfinite(vals)
     if bad.any():
@@ -251,29 +252,50 @@ def _convert_batch(
         ok = ~np.isnan(vals)
         sums += np.where(ok, vals, 0).sum(axis=0, dtype=np.float64)
         seen += ok.sum(axis=0)
-    at = slice(None) if dest is None else dest - lo
-    with x.window(lo, hi) as w:
-        w[at] = vals
-    if times is not None:
-        with times.window(lo, hi) as w:
-            w[at, 0] = as_numpy(batch.column(cols.time))
-    if y is not None:
-        col = batch.column(cols.target)
-        if plan.step_target == "classes":
-            codes = plan.classes.encode(col)  # type: ignore[union-attr]
-            if (codes < 0).any():
-                r = int(np.flatnonzero(codes < 0)[0])
-                raise DataError(
-                    f"{src.name}: target {cols.target!r} at row {r + row0} is {fmt_value(col[r].as_py())}, which is not "
-                    f"one of the classes {plan.classes.names[:10]}; the model only knows those classes"  # type: ignore[union-attr]
-                )
-            yv = codes.astype(np.float32)
-        else:
-            import pyarrow as pa
+    tv = as_numpy(batch.column(cols.time)) if times is not None else None
+    yv = _step_targets(plan, row0, batch) if y is not None else None
+    if dest is None:  # rows already in final order: one contiguous window
+        lo, hi = row0, row0 + b
+        with x.window(lo, hi) as w:
+            w[...] = vals
+        if times is not None:
+            with times.window(lo, hi) as w:
+                w[:, 0] = tv
+        if y is not None:
+            with y.window(lo, hi) as w:
+                w[:, 0] = yv
+        return
+    order = np.argsort(dest, kind="stable")  # scatter in windows of nearby rows: only one window is mapped
+    d = dest[order]
+    span = max(1, SCATTER_BYTES // (4 * max(len(cols.features), 1)))
+    cuts = np.r_[0, np.flatnonzero(np.diff(d // span)) + 1, d.shape[0]]
+    for i, j in zip(cuts[:-1], cuts[1:]):
+        lo, hi, rows, at = int(d[i]), int(d[j - 1]) + 1, order[i:j], d[i:j] - int(d[i])
+        with x.window(lo, hi) as w:
+            w[at] = vals[rows]
+        if times is not None:
+            with times.window(lo, hi) as w:
+                w[at, 0] = tv[rows]
+        if y is not None:
+            with y.window(lo, hi) as w:
+                w[at, 0] = yv[rows]
 
-            yv = col.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype(np.float32)
-        with y.window(lo, hi) as w:
-            w[at, 0] = yv
+
+def _step_targets(plan: Plan, row0: int, batch: Any) -> np.ndarray:
+    """Per-step targets (B,) float32 of one batch: class codes or values."""
+    import pyarrow as pa
+
+    col = batch.column(plan.cols.target)
+    if plan.step_target != "classes":
+        return col.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype(np.float32)
+    codes = plan.classes.encode(col)  # type: ignore[union-attr]
+    if (codes < 0).any():
+        r = int(np.flatnonzero(codes < 0)[0])
+        raise DataError(
+            f"{plan.src.name}: target {plan.cols.target!r} at row {r + row0} is {fmt_value(col[r].as_py())}, which is "
+            f"not one of the classes {plan.classes.names[:10]}; the model only knows those classes"  # type: ignore[union-attr]
+        )
+    return codes.astype(np.float32)
 
 
 def _finish(plan: Plan, offsets: np.ndarray, x: Arr, times: Arr | None, y: Arr | None, means: Any) -> Converted:
@@ -285,8 +307,6 @@ def _finish(plan: Plan, offsets: np.ndarray, x: Arr, times: Arr | None, y: Arr |
         new_len = np.maximum(counts - h, 0)
         short = np.flatnonzero(new_len == 0)
         if short.size and not plan.drop_short:
-            from padless.data.tables_scan import fmt_ids
-
             raise DataError(
                 f"{plan.src.name}: {short.size} id(s) have {h} step(s) or fewer, too short to forecast {h} step(s) ahead: "
                 f"{fmt_ids(plan.ids.take(short).to_pylist())}; pass drop_short=True to drop them or a smaller horizon"

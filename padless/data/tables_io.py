@@ -1,12 +1,12 @@
-"""File side of the long-table reader (private to :mod:`padless.data.tables`, but the error helpers are public).
+"""File side of the long-table reader (private to :mod:`padless.data.tables`): formats and streaming batches.
 
-Owns: format detection by suffix, sniffing what a file really is from its first bytes, the one-line
-:class:`~padless.errors.DataError` for a damaged or mislabelled file (:func:`damaged_file_error` and the
-context manager :func:`reading`, written generic so the ``.ts`` / ``.npz`` / list-column Parquet readers can
-use them too), "did you mean" column hints, and :class:`TableSource`: a streaming reader that yields
-``(first_row, RecordBatch)`` pairs of a CSV / TSV (optionally ``.gz``), Parquet or Arrow IPC / Feather file
-with bounded memory. Does not own: what the columns mean (:mod:`padless.data.tables_scan`) or the
-conversion into ragged arrays (:mod:`padless.data.tables_convert`).
+Owns: format detection by suffix, the magic-byte checks (a CSV named ``.parquet`` is refused before any
+parsing), :class:`TableSource`: a streaming reader that yields ``(first_row, RecordBatch)`` pairs of a CSV /
+TSV (optionally ``.gz``), Parquet or Arrow IPC / Feather file with bounded memory (every pyarrow call wrapped
+by :func:`~padless.data.tables_damaged.reading`), and the numpy <-> Arrow conversions of time values. Does not
+own: the damaged-file messages (:mod:`padless.data.tables_damaged`), what the columns mean
+(:mod:`padless.data.tables_columns`, :mod:`padless.data.tables_scan`) or the conversion into ragged arrays
+(:mod:`padless.data.tables_convert`).
 
 Rows are numbered from 0 in file order, not counting a CSV header; every message says "row N" in this sense.
 
@@ -23,29 +23,20 @@ Example:
 
 from __future__ import annotations
 
-import difflib
-import gzip
 import os
 import re
-import struct
-import zipfile
-import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from padless.errors import DataError, PadlessError
+from padless.data.tables_damaged import SNIFF_BYTES, describe, reading
+from padless.errors import DataError
 
 __all__ = [
     "FORMATS",
     "detect_format",
-    "sniff",
-    "damaged_file_error",
-    "reading",
-    "did_you_mean",
     "ConversionError",
     "TableSource",
     "as_numpy",
@@ -60,10 +51,10 @@ FORMATS: dict[str, str] = {
     ".parquet": "parquet", ".pq": "parquet",
     ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc",
 }
+
 _CSV_BLOCK = 1 << 18  # bytes per CSV block while streaming
 _CSV_PROBE = 1 << 22  # bytes of CSV the column types are guessed from
 _KIND_NAMES = {"csv": "CSV", "tsv": "TSV", "parquet": "Parquet", "ipc": "Arrow/Feather"}
-_SNIFF_BYTES = 1 << 16
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -83,145 +74,12 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     )
 
 
-def sniff(path: str | os.PathLike[str]) -> str:
-    """Describe what the first bytes of ``path`` look like, e.g. ``"a Parquet file"`` or ``"text (CSV?)"``.
-
-    Returns ``"missing"`` for a file that does not exist and ``"empty"`` for a 0-byte file.
-
-    Example:
-        >>> import tempfile
-        >>> f = tempfile.NamedTemporaryFile(suffix=".bin", delete=False); _ = f.write(b"PAR1xxxx"); f.close()
-        >>> sniff(f.name)
-        'a Parquet file'
-    """
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
-    except FileNotFoundError:
-        return "missing"
-    except OSError:
-        return "unreadable"
-    return _describe(head)
-
-
-def _describe(head: bytes) -> str:
-    if not head:
-        return "empty"
-    magics = [
-        (b"PAR1", "a Parquet file"), (b"ARROW1", "an Arrow IPC / Feather file"), (b"FEA1", "a Feather v1 file"),
-        (b"\xff\xff\xff\xff", "an Arrow IPC stream"), (b"\x1f\x8b", "gzip-compressed data"),
-        (b"PK\x03\x04", "a zip archive (e.g. .npz)"), (b"\x93NUMPY", "a NumPy .npy file"),
-        (b"BZh", "bzip2-compressed data"), (b"\x28\xb5\x2f\xfd", "zstd-compressed data"),
-    ]
-    for magic, what in magics:
-        if head.startswith(magic):
-            return what
-    if b"\x00" in head:
-        return "binary data"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # a cut multi-byte character at the end is fine
-            return "non-UTF-8 text or binary data"
-    return "text (CSV?)"
-
-
-def _first_line(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def damaged_file_error(path: str | os.PathLike[str], exc: BaseException, kind: str | None = None) -> DataError:
-    """The one-line :class:`DataError` for a file that could not be read (truncated, corrupted, mislabelled).
-
-    Generic: any reader can wrap the exception its library raised. The message names the file, the format
-    expected (``kind``, e.g. ``"Parquet"``, ``"CSV"``, ``".npz"``), the library's own first line and what the
-    file's first bytes look like.
-
-    Args:
-        path: The file being read.
-        exc: The exception the reading library raised.
-        kind: Human name of the expected format; None for "the file".
-
-    Returns:
-        A DataError to ``raise ... from exc``.
-
-    Example:
-        >>> err = damaged_file_error("x.parquet", OSError("Unexpected end of stream"), "Parquet")
-        >>> print(err)  # doctest: +ELLIPSIS
-        x.parquet: cannot read it as Parquet (Unexpected end of stream); it is missing; ...
-    """
-    what = sniff(path)
-    name = os.fspath(path)
-    if what == "missing":
-        state = "it is missing; check the path"
-    elif what == "empty":
-        state = "the file is empty (0 bytes); re-create it"
-    else:
-        state = f"its first bytes look like {what}; the file is truncated, corrupted or not {kind or 'this format'}: re-create or re-download it"
-    reason = f"it as {kind}" if kind else "it"
-    return DataError(f"{name}: cannot read {reason} ({_first_line(exc)}); {state}")
-
-
-def _damage_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [
-        OSError, EOFError, ValueError, MemoryError, OverflowError, IndexError, KeyError, UnicodeError,
-        zipfile.BadZipFile, zlib.error, struct.error, gzip.BadGzipFile,
-    ]
-    try:
-        import pyarrow as pa
-
-        types.append(pa.ArrowException)
-    except ImportError:  # pragma: no cover - pyarrow is optional for other readers
-        pass
-    return tuple(types)
-
-
-@contextmanager
-def reading(path: str | os.PathLike[str], kind: str | None = None) -> Iterator[None]:
-    """Turn any low-level read failure inside the block into :func:`damaged_file_error`.
-
-    :class:`~padless.errors.PadlessError` passes through unchanged (it already is a one-line message).
-    Wrap only the library calls that touch the file, not your own processing, so your bugs stay visible.
-
-    Example:
-        >>> import numpy as np
-        >>> try:
-        ...     with reading("nothing.npz", ".npz"):
-        ...         np.load("nothing.npz")
-        ... except DataError as e:
-        ...     print(str(e).split(" (")[0])
-        nothing.npz: cannot read it as .npz
-    """
-    try:
-        yield
-    except PadlessError:
-        raise
-    except _damage_types() as exc:
-        raise damaged_file_error(path, exc, kind) from exc
-
-
-def did_you_mean(name: str, names: Sequence[str]) -> str:
-    """``" (did you mean 'x'?)"`` when a close match exists, else ``""``.
-
-    Example:
-        >>> did_you_mean("tme", ["id", "time"])
-        " (did you mean 'time'?)"
-    """
-    lower = {n.lower(): n for n in names}
-    if name.lower() in lower:
-        return f" (did you mean {lower[name.lower()]!r}?)"
-    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 class ConversionError(Exception):
     """Internal: a CSV column did not convert to the type guessed from the start of the file."""
 
     def __init__(self, column: str, value: str, target: str) -> None:
         super().__init__(column, value, target)
         self.column, self.value, self.target = column, value, target
-
 
 _CSV_CONVERSION = re.compile(r"In CSV column #(\d+): .*CSV conversion error to (\S+?): invalid value '(.*)'", re.S)
 
@@ -285,10 +143,10 @@ class TableSource:
     # -------------------------------------------------------------------------------- opening
     def _check_magic(self) -> None:
         with open(self.path, "rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
+            head = fh.read(SNIFF_BYTES)
             fh.seek(max(0, self.path.stat().st_size - 8))
             tail = fh.read()
-        what = _describe(head)
+        what = describe(head)
         gz = self.name.lower().endswith(".gz")
         if self.kind in ("csv", "tsv"):
             ok = ("gzip-compressed data",) if gz else ("text (CSV?)", "non-UTF-8 text or binary data")
@@ -494,8 +352,6 @@ class TableSource:
                     return row + k, v
         return -1, ""
 
-
-# pyarrow.csv's default null spellings (ConvertOptions.null_values)
 _CSV_NULLS = frozenset(
     ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "N/A", "NA",
      "NULL", "NaN", "n/a", "nan", "null"]
@@ -523,7 +379,6 @@ def from_numpy(values: np.ndarray, arrow_type: Any = None) -> Any:
     if pa.types.is_date32(arrow_type) or pa.types.is_time32(arrow_type):
         return pa.array(np.asarray(values, dtype=np.int32)).cast(arrow_type)
     return pa.array(np.asarray(values, dtype=np.int64)).cast(arrow_type)
-
 
 
 def type_to_str(t: Any) -> str | None:

@@ -313,3 +313,21 @@ def test_csv_types_widen_after_the_first_block(tmp_path):
     p.write_text("id,v,y\n" + "".join(f"{i},{k},{t}\n" for k, (i, t) in enumerate(zip(ids, y))))
     lt = read(p, id="id", target="y", batch_rows=4096)
     assert lt.ids[-1] == "x7" and lt.ids[0] == "0" and lt.task == "regress" and lt.y[-1] == 2.5
+
+
+def test_out_of_order_rows_written_through_small_windows(tmp_path, monkeypatch):
+    import padless.data.tables_convert as conv
+
+    monkeypatch.setattr(conv, "SCATTER_BYTES", 24)  # a window of 3 rows of 2 float32 features
+    rng = np.random.default_rng(5)
+    lens = [4, 1, 7, 3, 5]
+    rows = [(i, t) for i in range(5) for t in range(lens[i])]
+    rows = [rows[k] for k in rng.permutation(len(rows))]
+    tab = pa.table({"id": [i for i, _ in rows], "t": [t for _, t in rows], "a": [10.0 * i + t for i, t in rows],
+                    "b": [-1.0 * t for _, t in rows], "y": [float(t) for _, t in rows]})
+    lt = read(write(tab, tmp_path / "t.parquet"), id="id", time="t", target="y", task="regress", batch_rows=6,
+              out_dir=tmp_path / "o")
+    order = list(dict.fromkeys(i for i, _ in rows))
+    for k, i in enumerate(order):
+        np.testing.assert_array_equal(lt.x[k], np.column_stack([10.0 * i + np.arange(lens[i]), -np.arange(lens[i])]))
+        assert lt.y[k][:, 0].tolist() == list(range(lens[i])) == lt.times[k][:, 0].tolist()
