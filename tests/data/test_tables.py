@@ -331,3 +331,35 @@ def test_out_of_order_rows_written_through_small_windows(tmp_path, monkeypatch):
     for k, i in enumerate(order):
         np.testing.assert_array_equal(lt.x[k], np.column_stack([10.0 * i + np.arange(lens[i]), -np.arange(lens[i])]))
         assert lt.y[k][:, 0].tolist() == list(range(lens[i])) == lt.times[k][:, 0].tolist()
+
+
+def test_schema_with_a_labels_table(tmp_path):
+    p = write(pa.table({"eng": [1, 1, 2], "v": [1.0, 2, 3]}), tmp_path / "t.csv")
+    lab = write(pa.table({"eng": [2, 1], "state": ["worn", "new"]}), tmp_path / "lab.csv")
+    lt = read(p, id="eng", labels=lab)
+    assert lt.schema.label_target == "state" and lt.schema.label_id == "eng"
+    new = write(pa.table({"eng": [5, 6, 6], "v": [1.0, 2, 3]}), tmp_path / "new.parquet")
+    new_lab = write(pa.table({"eng": [6, 5], "state": ["new", "new"]}), tmp_path / "new_lab.parquet")
+    got = read(new, schema=lt.schema.to_dict(), labels=new_lab)
+    assert got.classes == ["new", "worn"] and got.y.tolist() == [0, 0]
+    assert read(new, schema=lt.schema).y is None  # no labels given: inputs only
+
+
+def test_run_to_failure_example(tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "run_to_failure" / "make_data.py"
+    spec = importlib.util.spec_from_file_location("make_data", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main([str(tmp_path / "a"), "--seed", "4", "--train-engines", "20", "--test-engines", "10"]) == 0
+    assert mod.main([str(tmp_path / "b"), "--seed", "4", "--train-engines", "20", "--test-engines", "10"]) == 0
+    for name in ("train.csv", "test.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()  # deterministic
+    train = read(tmp_path / "a" / "train.csv", id="engine", time="cycle", target="rul")
+    assert train.task == "regress" and train.per_step and len(train) == 20 and train.x.num_features == 12
+    assert 120 <= train.x.lengths.min() and train.x.lengths.max() <= 360
+    last = train.y.offsets[1:] - 1
+    assert (train.y.values[last, 0] == 0).all() and train.y.values.max() == 125  # capped RUL, 0 at failure
+    test = read(tmp_path / "a" / "test.csv", schema=train.schema)
+    assert len(test) == 10 and (test.y.values[test.y.offsets[1:] - 1, 0] > 0).all()  # cut before failure
