@@ -195,10 +195,11 @@ def read_long_table(
     )
     try:
         table = _read(src, cols, opts)
-        if work is not None:
-            commit(work, target_out)  # type: ignore[arg-type]
-            return LongTable.load(target_out)  # type: ignore[arg-type]
-        return table
+        if work is None or target_out is None:
+            assert table is not None
+            return table
+        commit(work, target_out)
+        return LongTable.load(target_out)
     except BaseException:
         if work is not None:
             abort(work, made)
@@ -222,8 +223,8 @@ class _Options:
     batch_rows: int
 
 
-def _read(src: TableSource, cols: Columns, o: _Options) -> LongTable:
-    """Pass 1, targets and task, pass 2; returns the table (RAM) or None after writing ``o.work``."""
+def _read(src: TableSource, cols: Columns, o: _Options) -> LongTable | None:
+    """Pass 1, targets and task, pass 2; returns the table (RAM), or None after writing ``o.work``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -321,7 +322,7 @@ def _read(src: TableSource, cols: Columns, o: _Options) -> LongTable:
             if arr is not None:
                 write_ragged_meta(work / name, conv.offsets, arr.shape, arr.dtype)
         write_extras(work, ids, y_seq, out_schema, dropped)
-        return None  # type: ignore[return-value]  # the caller loads the committed directory
+        return None  # the caller commits the directory and loads it memory-mapped
     x = RaggedArray(conv.x.data, conv.offsets, validate=False)
     times = None
     if conv.times is not None:  # int64 times stay exact (the constructor would cast them to float32)
