@@ -265,8 +265,8 @@ def _convert_batch(
             with y.window(lo, hi) as w:
                 w[:, 0] = yv
         return
-    order = np.argsort(dest, kind="stable")  # scatter in windows of nearby rows: only one window is mapped
-    d = dest[order]
+    d = dest[order]  # ascending: ``order`` sorts by id, and ranks grow within an id
+    # scatter through windows of nearby rows, so that only one window is mapped at a time
     span = max(1, SCATTER_BYTES // (4 * max(len(cols.features), 1)))
     cuts = np.r_[0, np.flatnonzero(np.diff(d // span)) + 1, d.shape[0]]
     for i, j in zip(cuts[:-1], cuts[1:]):
