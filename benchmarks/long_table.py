@@ -173,13 +173,17 @@ def write_report(out: Path, args: argparse.Namespace, results: list, sizes: dict
         "released after it. Wall time includes both passes (pass 1: ids, order, targets; pass 2: values into place) "
         "and, for the shuffled file, sorting each id's rows by time.",
         "",
-        "Reading: the streaming reader's peak does not grow with the table: it is one batch of `batch_rows` rows "
+        "Reading: the streaming reader's peak does not scale with the table (10x the rows of the 10 % file add "
+        "20-100 MiB of allocator slack and a second Parquet row group in flight, while the values grow by 172 MiB): "
+        "it is one batch of `batch_rows` rows "
         "(the decoded Arrow batch, its float32 features and a few index arrays), pyarrow's read-ahead of 256 KiB CSV "
         "blocks or one Parquet row group's buffers, the memory-mapped output window being written (rows out of "
         "order are scattered through 32 MiB windows, then sorted per id in chunks of `batch_rows` rows), and O(ids) "
-        "bookkeeping (compare the 10 % file with the full one). With the default `batch_rows=1_000_000` that is about the size of the values themselves; "
+        "bookkeeping. With the default `batch_rows=1_000_000` that is about the size of the values themselves; "
         "`batch_rows=100_000` cuts it three- to four-fold (the wall times above are single runs on a shared 2-core "
-        "machine, so differences of a few seconds are noise). The baseline (about 300 MiB) is the interpreter with "
+        "machine, so differences of a few seconds are noise). A shuffled file costs time, not memory: every batch "
+        "scatters its rows over the whole output, so each batch faults in pages across all of it; fewer, larger "
+        "batches (the default) do that fewer times. The baseline (about 300 MiB) is the interpreter with "
         "torch and pyarrow imported. The naive whole read needs the entire table plus the feature matrix: 6-10x more "
         "memory than the streaming reader at its default.",
         "",
