@@ -174,7 +174,7 @@ def write_report(out: Path, args: argparse.Namespace, results: list, sizes: dict
         "and, for the shuffled file, sorting each id's rows by time.",
         "",
         "Reading: the streaming reader's peak does not scale with the table (10x the rows of the 10 % file add "
-        "20-100 MiB of allocator slack and a second Parquet row group in flight, while the values grow by 172 MiB): "
+        "20-100 MiB, mostly memory the allocators keep after freeing it, while the values grow by 172 MiB): "
         "it is one batch of `batch_rows` rows "
         "(the decoded Arrow batch, its float32 features and a few index arrays), pyarrow's read-ahead of 256 KiB CSV "
         "blocks or one Parquet row group's buffers, the memory-mapped output window being written (rows out of "
