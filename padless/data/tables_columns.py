@@ -103,6 +103,7 @@ class Columns:
 
 
 def missing_column(src: TableSource, what: str, name: str) -> DataError:
+    """The one-line error for a column the table does not have (with the closest names)."""
     return DataError(
         f"{src.name} has no {what} column {name!r}{did_you_mean(name, src.columns)}; its columns are "
         f"{', '.join(src.columns)}"

@@ -3,8 +3,8 @@
 Owns: format detection by suffix, the magic-byte checks (a CSV named ``.parquet`` is refused before any
 parsing), :class:`TableSource`: a streaming reader that yields ``(first_row, RecordBatch)`` pairs of a CSV /
 TSV (optionally ``.gz``), Parquet or Arrow IPC / Feather file with bounded memory (every pyarrow call wrapped
-by :func:`~padless.data.tables_damaged.reading`), and the numpy <-> Arrow conversions of time values. Does not
-own: the damaged-file messages (:mod:`padless.data.tables_damaged`), what the columns mean
+by :func:`~padless.data.tables_damaged.reading`), and the numpy <-> Arrow conversions of time values.
+Does not own: the damaged-file messages (:mod:`padless.data.tables_damaged`), what the columns mean
 (:mod:`padless.data.tables_columns`, :mod:`padless.data.tables_scan`) or the conversion into ragged arrays
 (:mod:`padless.data.tables_convert`).
 

@@ -207,6 +207,7 @@ class LongTable:
 
 
 def start_dir(path: str | os.PathLike[str], overwrite: bool) -> tuple[Path, Path, list[Path]]:
+    """Prepare writing a result folder: ``(target, temporary folder, paths to remove on success)``."""
     target = Path(path)
     if target.exists() or target.is_symlink():
         if not overwrite:
@@ -221,6 +222,7 @@ def start_dir(path: str | os.PathLike[str], overwrite: bool) -> tuple[Path, Path
 
 
 def commit(work: Path, target: Path) -> None:
+    """Move the finished temporary folder into place (one rename)."""
     if target.exists():
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex}"
         os.rename(target, old)
@@ -231,6 +233,7 @@ def commit(work: Path, target: Path) -> None:
 
 
 def abort(work: Path, made: list[Path]) -> None:
+    """Remove the temporary folder and anything made for it (nothing is left after a failure)."""
     shutil.rmtree(work, ignore_errors=True)
     for p in reversed(made):  # parents this call created, deepest first
         try:
@@ -249,6 +252,7 @@ def write_ragged_meta(root: Path, offsets: np.ndarray, shape: tuple[int, ...], d
 
 
 def write_extras(work: Path, ids: np.ndarray, y: np.ndarray | None, schema: LongTableSchema, dropped: Any) -> None:
+    """Write ``ids.npy``, per-sequence targets and ``table.json`` (the schema) into the result folder."""
     np.save(work / "ids.npy", ids, allow_pickle=False)
     if y is not None:
         np.save(work / "y.npy", y, allow_pickle=False)
