@@ -1,13 +1,18 @@
-"""The project's one exception family.
+r"""The project's one exception family.
 
 Owns: :class:`PadlessError` and its subclasses. Every error raised for bad user input derives from
 ``PadlessError`` (itself a ``ValueError``), names the offending index where there is one, and says how to
-fix it. Does not own: the checks themselves (they live next to the code that needs them).
+fix it; :func:`one_line` keeps a library's message (which may quote damaged bytes) to one printable line.
+Does not own: the checks themselves (they live next to the code that needs them).
+
+Example:
+    >>> one_line(ValueError("bad\nbyte \x0e here"))
+    'bad byte ? here'
 """
 
 from __future__ import annotations
 
-__all__ = ["PadlessError", "DataError", "ConfigError", "StateError", "CheckpointError"]
+__all__ = ["PadlessError", "DataError", "ConfigError", "StateError", "CheckpointError", "one_line"]
 
 
 class PadlessError(ValueError):
@@ -28,3 +33,11 @@ class StateError(PadlessError):
 
 class CheckpointError(PadlessError):
     """A saved model or checkpoint is missing, truncated, tampered with, or from another model."""
+
+
+def one_line(exc: BaseException | str, limit: int = 200) -> str:
+    """The first ``limit`` characters of a message as one printable line (newlines and control bytes replaced)."""
+    text = str(exc) or type(exc).__name__
+    text = " ".join(text.split("\n"))
+    text = "".join(c if c.isprintable() else "?" for c in text).strip()
+    return text[:limit]

@@ -194,6 +194,7 @@ def files(tmp_path_factory):
     (d / "label.ts").write_text(head + "1,2,3:a\n1,2:c\n")
     (d / "nodata.ts").write_text(head.replace("@data\n", ""))
     (d / "data.csv").write_text("1,2\n")
+    (d / "data.xyz").write_text("1,2\n")
     (d / "emptydir").mkdir()
     return d
 
@@ -239,7 +240,8 @@ CLI_CASES = [
     (".ts body/header dimensions", ["train", "{f}/dims.ts", *T], "inconsistent number of dimensions"),
     (".ts label not in the header", ["train", "{f}/label.ts", *T], "row 1 has class label 'c'"),
     (".ts without data", ["train", "{f}/nodata.ts", *T], "could not parse"),
-    ("unknown format", ["train", "{f}/data.csv", *T], "unknown data format .csv"),
+    ("long table without --id", ["train", "{f}/data.csv", *T], r"is a long table \(one row per step\): give --id COLUMN"),
+    ("unknown format", ["train", "{f}/data.xyz", *T], "unknown data format .xyz"),
     ("folder that is no data set", ["train", "{f}/emptydir", *T], "meta.json is missing"),
     ("missing file", ["train", "{f}/nope.npz", *T], "no file or built-in data set"),
     ("batch size 0", ["train", "{f}/ok.npz", *T, "--batch-size", "0"], "--batch-size must be >= 1; got 0"),

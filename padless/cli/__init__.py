@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from padless.cli.commands import cmd_bench, cmd_demo, cmd_evaluate, cmd_export, cmd_inspect, cmd_predict
 from padless.cli.config import TrainConfig, add_arguments, read_config_file
@@ -28,10 +28,17 @@ from padless.errors import PadlessError
 from padless.runtime import tune_allocator
 from padless.train.distributed import ERROR_PREFIX
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "Parser"]
 
 EXIT_USAGE = 2
 _RAW = argparse.RawDescriptionHelpFormatter
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``padless train: error: ... (see padless train --help)``), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -41,7 +48,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``padless`` parser with every subcommand."""
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="padless",
         description="Train LSTM/GRU on variable-length sequences exactly and fast, with no padding waste.",
         epilog="Examples:\n  padless demo\n  padless train japanese_vowels --out runs/jv\n"
@@ -103,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--split", default="train", choices=["train", "test"])
     i.add_argument("--batch-size", type=int, default=32)
     i.add_argument("--plot", default=None, help="write a length histogram with bucket boundaries (PNG)")
+    i.add_argument("--id", default=None, metavar="COL", help="long table: the sequence id column")
+    i.add_argument("--time", default=None, metavar="COL", help="long table: the column ordering the steps")
     i.set_defaults(func=cmd_inspect)
 
     b = sub.add_parser("bench", help="run the throughput benchmark and print its table",

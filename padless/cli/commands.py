@@ -1,43 +1,38 @@
 """The commands besides ``train``: evaluate, predict, export, inspect, bench, demo.
 
-Owns: :func:`cmd_evaluate`, :func:`cmd_predict` (and :func:`write_predictions`: CSV rows per sequence or
-per step, ``.npy``/``.npz``; written atomically), :func:`cmd_export`, :func:`cmd_inspect`,
+Owns: :func:`cmd_evaluate`, :func:`cmd_predict`, :func:`cmd_export`, :func:`cmd_inspect`,
 :func:`cmd_bench`, :func:`cmd_demo`, and :func:`load_predictor` (a saved model, a run folder, a checkpoint
 or an exported ``.onnx``). Every model path accepts a run folder (``padless train --out DIR``).
 
 Does not own: parsing (:mod:`padless.cli`), the library calls' behaviour.
 
 Example:
-    >>> import io, numpy as np
-    >>> buf = io.StringIO()
-    >>> write_predictions_csv(buf, np.array([[0.2, 0.8]]), ["a", "b"])
-    >>> buf.getvalue().splitlines()[1]
-    '0,b,0.200000,0.800000'
+    >>> load_predictor.__name__
+    'load_predictor'
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import math
 import runpy
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
+from padless.cli.data import is_long_table, read_data_for, write_task_predictions
+from padless.data.tables import read_long_table
 from padless.data.waste import compare_batching, format_table
 from padless.datasets import load_data
 from padless.demo import run_demo
-from padless.errors import ConfigError, DataError
+from padless.errors import ConfigError
 from padless.export import check_export, load_onnx
-from padless.io import atomic_write_bytes
 from padless.models import load_model
 from padless.plots import length_histogram
 
-__all__ = ["cmd_evaluate", "cmd_predict", "cmd_export", "cmd_inspect", "cmd_bench", "cmd_demo", "load_predictor",
-           "write_predictions", "write_predictions_csv"]
+__all__ = ["cmd_evaluate", "cmd_predict", "cmd_export", "cmd_inspect", "cmd_bench", "cmd_demo", "load_predictor"]
 
 
 def load_predictor(path: str) -> Any:
@@ -48,61 +43,27 @@ def load_predictor(path: str) -> Any:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    """``padless evaluate MODEL DATA``: loss and metrics, one ``name: value`` line each."""
+    """``padless evaluate MODEL DATA``: loss and metrics, one ``name: value`` line each (regression: MAE, RMSE)."""
     model = load_model(a.model)
-    names = model.preprocessing.get("classes")
-    x, y, _ = load_data(a.data, "test", class_names=names)
-    if y is None:
-        raise DataError(f"{a.data}: no labels found; evaluate needs labels (use predict for unlabelled data)")
-    res = model.evaluate(x, y, batch_size=a.batch_size, verbose=0, return_dict=True)
+    data = read_data_for(a.data, model.preprocessing, "test", targets=True)
+    res = model.evaluate(data.x, data.y, batch_size=a.batch_size, verbose=0, return_dict=True)
+    if model.compiled is not None and model.compiled.loss_name == "mse":
+        res["rmse"] = math.sqrt(res["loss"])
     for k, v in res.items():
         print(f"{k}: {v:.4f}")
     return 0
 
 
-def write_predictions_csv(f: TextIO, probs: Any, labels: list[str] | None) -> None:
-    """CSV: ``index[,step],prediction,p_<class>...`` (one row per sequence, or per step of each sequence)."""
-    per_step = isinstance(probs, list)
-    width = (probs[0] if per_step else probs).shape[1]
-    labels = labels or [str(i) for i in range(width)]
-    w = csv.writer(f)
-    w.writerow(["index"] + (["step"] if per_step else []) + ["prediction"] + [f"p_{n}" for n in labels])
-    for i, seq in enumerate(probs):
-        for t, row in enumerate(seq if per_step else [seq]):
-            w.writerow([i] + ([t] if per_step else []) + [labels[int(np.argmax(row))]] + [f"{v:.6f}" for v in row])
-
-
-def write_predictions(out: Path, probs: Any, labels: list[str] | None) -> None:
-    """Write ``predict``'s result to ``out`` (.csv, .npy or .npz), atomically."""
-    per_step = isinstance(probs, list)  # a per-step model: one (T_i, K) array per sequence
-    buf = io.BytesIO()
-    if out.suffix in (".npy", ".npz"):
-        if per_step:  # ragged: values (sum T_i, K) + offsets (N+1), like RaggedArray
-            offsets = np.concatenate([[0], np.cumsum([len(p) for p in probs])]).astype(np.int64)
-            np.savez(buf, values=np.concatenate(probs), offsets=offsets)
-        elif out.suffix == ".npz":
-            np.savez(buf, values=probs)
-        else:
-            np.save(buf, probs)
-        atomic_write_bytes(out, buf.getvalue())
-        return
-    text = io.StringIO()
-    write_predictions_csv(text, probs, labels)
-    atomic_write_bytes(out, text.getvalue().encode())
-
-
 def cmd_predict(a: argparse.Namespace) -> int:
-    """``padless predict MODEL DATA --out FILE``: predictions in input order."""
+    """``padless predict MODEL DATA --out FILE``: predictions in input order (per step: a long table with the id
+    and time columns when DATA is a long table)."""
     out = Path(a.out)
     if out.exists() and not a.overwrite:
         raise ConfigError(f"{out} exists; pass --overwrite or another --out")
     model = load_predictor(a.model)
-    names = model.preprocessing.get("classes")
-    x, _, _ = load_data(a.data, "test", class_names=names)
-    probs = model.predict(x, batch_size=a.batch_size, verbose=0)
-    write_predictions(out, probs, names)
-    per_step = isinstance(probs, list)
-    print(f"predictions: {len(probs)} {'sequences (per step)' if per_step else 'sequences'} -> {out}")
+    data = read_data_for(a.data, model.preprocessing, "test", targets=False)
+    preds = model.predict(data.x, batch_size=a.batch_size, verbose=0)
+    print(f"predictions: {write_task_predictions(out, data, preds, model.preprocessing)}")
     return 0
 
 
@@ -128,13 +89,20 @@ def cmd_export(a: argparse.Namespace) -> int:
         except ImportError:
             print("check: skipped (pip install onnxruntime to compare with predict)")
             return 0
-        print(f"max_abs_diff_vs_predict: {check_export(model, out):.3g} (16 random sequences, lengths 1-40)")
+        diff, rel = check_export(model, out), check_export(model, out, relative=True)
+        print(f"max_abs_diff_vs_predict: {diff:.3g} (relative {rel:.3g}; 16 random sequences, lengths 1-40)")
     return 0
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
     """``padless inspect DATA``: length statistics and each batching strategy's padding waste."""
-    x, y, names = load_data(a.data, a.split)
+    if is_long_table(a.data, a.id):
+        if a.id is None:
+            raise ConfigError(f"{a.data} is a long table (one row per step): give --id COLUMN")
+        lt = read_long_table(a.data, id=a.id, time=a.time, targets=False, progress=False)
+        x, names = lt.x, None
+    else:
+        x, _, names = load_data(a.data, a.split)
     L = x.lengths
     print(f"sequences: {len(x)}")
     print(f"features: {x.num_features}")

@@ -44,6 +44,20 @@ class TrainConfig:
     data: str = field(default="", metadata={"help": "built-in name (japanese_vowels, plaid), .ts, .parquet, .npz, "
                                                      "a RaggedArray dir, or a long table (.csv/.parquet with --id)",
                                             "positional": True})
+    id: str | None = _opt(None, "long table: the sequence id column", metavar="COL")
+    time: str | None = _opt(None, "long table: the column ordering the steps of a sequence (optional when the rows "
+                                  "are in order)", metavar="COL")
+    features: str | None = _opt(None, "long table: feature columns, comma-separated (default: every numeric column "
+                                      "that is not id, time or target)", metavar="COL,...")
+    target: str | None = _opt(None, "long table: the target column (per row: a per-step task; constant per id: a "
+                                    "per-sequence task)", metavar="COL")
+    labels: str | None = _opt(None, "long table: a second table id -> target", metavar="FILE")
+    task: str | None = _opt(None, "classify, regress, tag or forecast (default: inferred from the target)",
+                            choices=["classify", "regress", "tag", "forecast"])
+    horizon: int | None = _opt(None, "forecast: steps ahead to predict (default 1)", metavar="H")
+    drop_short: bool = _opt(False, "forecast: drop sequences too short for the horizon instead of refusing them")
+    fill: str | None = _opt(None, "long table: fill NaN features (ffill, bfill, zero, mean); refused by default",
+                            choices=["ffill", "bfill", "zero", "mean"])
     layers: str | None = _opt(None, "recurrent stack, e.g. lstm:100,lstm:100 or bigru:64,gru:64")
     units: int = _opt(64, "width of the default recipe's layers")
     epochs: int | None = _opt(None, "passes over the data (default: the recipe's)")

@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from padless.cli.config import TrainConfig
-from padless.datasets import load_data
-from padless.errors import ConfigError, DataError, PadlessError
+from padless.cli.data import TaskData, preprocessing_of, read_data_for, read_train_data
+from padless.errors import ConfigError, PadlessError
 from padless.io import atomic_write_bytes
 from padless.plots import history_plot
-from padless.recipes import CLASSIFIER_FIT, StepDecay, sequence_classifier
+from padless.recipes import CLASSIFIER_FIT, StepDecay, task_model
 from padless.train.callbacks import EarlyStopping
 from padless.train.checkpoint import find_checkpoint_folder, has_checkpoints, load_checkpoint
 from padless.train.distributed import env_world_size, launch_local, setup_distributed
@@ -56,21 +56,14 @@ def check_numbers(cfg: TrainConfig) -> None:
         raise ConfigError(f"--checkpoint-every must be >= 1 step; got {cfg.checkpoint_every}")
 
 
-def train_data(cfg: TrainConfig) -> tuple[Any, np.ndarray, list[str] | None, tuple[Any, Any] | None]:
-    """``(x, y, class names, validation data)``, refusing data a classifier cannot learn from."""
-    x, y, names = load_data(cfg.data, "train")
-    if y is None:
-        raise DataError(f"{cfg.data}: no labels found; training needs one label per sequence")
-    if len(np.unique(y)) < 2:
-        raise DataError(f"{cfg.data}: every sequence has the same label ({(names or ['0'])[int(y[0])]!r}); a "
-                        "classifier needs at least two classes")
+def train_data(cfg: TrainConfig) -> tuple[TaskData, tuple[Any, Any] | None]:
+    """The training data and the validation data (``--val``, read the same way), refusing unusable data."""
+    data = read_train_data(cfg)
     val = None
     if cfg.val:
-        vx, vy, _ = load_data(cfg.val, "test", class_names=names)
-        if vy is None:
-            raise DataError(f"{cfg.val}: no labels found for validation")
-        val = (vx, vy)
-    return x, y, names, val
+        vd = read_data_for(cfg.val, preprocessing_of(data, cfg.data), split="test", targets=True)
+        val = (vd.x, vd.y)
+    return data, val
 
 
 def _resume_folder(spec: str) -> Path:
@@ -141,10 +134,13 @@ def run_train(cfg: TrainConfig, argv: list[str], debug: bool = False) -> int:
     ctx = setup_distributed("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     main_rank = ctx is None or ctx.is_main
     torch.manual_seed(cfg.seed)
-    x, y, names, val = train_data(cfg)
-    num_classes = len(names) if names else int(y.max()) + 1
-    model = sequence_classifier(x.num_features, num_classes, x, units=cfg.units, layers=cfg.layers, lr=cfg.lr)
-    model.preprocessing = {"classes": names or [str(i) for i in range(num_classes)], "data": cfg.data}
+    data, val = train_data(cfg)
+    x, y = data.x, data.y
+    if data.task == "classify" and not data.classes:
+        data.classes = [str(i) for i in range(int(np.max(y)) + 1)]
+    model = task_model(data.task, x.num_features, data.num_outputs, x, y, per_step=data.per_step, units=cfg.units,
+                       layers=cfg.layers, lr=cfg.lr)
+    model.preprocessing = preprocessing_of(data, cfg.data)
     epochs = cfg.epochs if cfg.epochs is not None else CLASSIFIER_FIT["epochs"]
     callbacks: list[Any] = [StepDecay((int(epochs * 0.6), int(epochs * 0.85)))]
     if cfg.patience and (val is not None or cfg.val_split):
@@ -176,7 +172,8 @@ def run_train(cfg: TrainConfig, argv: list[str], debug: bool = False) -> int:
             if out is not None:
                 write_run(out, model, hist.history)
             last = {k: v[-1] for k, v in hist.history.items()}
-            for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            print(f"task: {data.task}{' (per step)' if data.per_step and data.task == 'regress' else ''}")
+            for k in ("loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae"):
                 if k in last:
                     print(f"{k}: {last[k]:.4f}")
             print(f"train_seconds: {secs:.1f}")

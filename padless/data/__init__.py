@@ -3,7 +3,7 @@
 Owns: the re-exports below: storage (:mod:`~padless.data.ragged`), batch sources (samplers and their
 constraints), execution plans and collation into :class:`RaggedBatch` (:mod:`~padless.data.plan`,
 :mod:`~padless.data.collate`), reading what users pass (:mod:`~padless.data.inputs`) and files
-(:mod:`~padless.data.readers`), waste accounting. Does not own: models or training. Nothing here pads
+(:mod:`~padless.data.readers`) and long tables (:mod:`~padless.data.tables`), waste accounting. Does not own: models or training. Nothing here pads
 data to train on it.
 
 Example:
@@ -22,6 +22,7 @@ from padless.data.labels import encode_classes, sort_class_names
 from padless.data.parquet import read_parquet, write_parquet
 from padless.data.ragged import RaggedArray, concatenate
 from padless.data.readers import LabeledData, read_data
+from padless.data.tables import LongTable, LongTableSchema, read_long_table, write_long_predictions
 from padless.data.samplers import BucketBatchSampler, EpochIterator, ExactLengthBatchSampler, RandomBatchSampler
 from padless.data.sources import BATCHING_MODES, BatchSource, SequentialBatchSampler, make_sampler
 from padless.data.waste import WasteReport, compare_batching, format_table, waste_report
@@ -58,4 +59,8 @@ __all__ = [
     "encode_classes",
     "read_data",
     "LabeledData",
+    "read_long_table",
+    "write_long_predictions",
+    "LongTable",
+    "LongTableSchema",
 ]

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from padless.data._checks import check_finite, check_offsets
-from padless.errors import DataError
+from padless.errors import DataError, one_line
 
 if TYPE_CHECKING:
     from padless.data.ragged import RaggedArray
@@ -107,7 +107,7 @@ def load(path: str | os.PathLike[str], *, mmap: bool = True) -> tuple[np.ndarray
     try:
         meta = json.loads((root / "meta.json").read_text())
     except (OSError, ValueError) as exc:
-        raise DataError(f"{root}: meta.json is missing or unreadable ({exc}); re-save the data set") from exc
+        raise DataError(f"{root}: meta.json is missing or unreadable ({one_line(exc)}); re-save the data set") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"{root}/meta.json is not a padless RaggedArray description; re-save the data set")
     if int(meta.get("version", 0)) > FORMAT_VERSION:
@@ -117,7 +117,7 @@ def load(path: str | os.PathLike[str], *, mmap: bool = True) -> tuple[np.ndarray
         offsets = np.load(root / "offsets.npy", allow_pickle=False)
         values = np.load(values_file, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{root}: cannot read the data files ({exc}); the data set is incomplete or corrupted") from exc
+        raise DataError(f"{root}: cannot read the data files ({one_line(exc)}); the data set is incomplete or corrupted") from exc
     expected = (int(meta.get("total_steps", -1)), int(meta.get("num_features", -1)))
     if values.shape != expected or str(values.dtype) != meta.get("dtype"):
         raise DataError(

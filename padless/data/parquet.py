@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from padless.data.ragged import RaggedArray
-from padless.errors import DataError, PadlessError
+from padless.errors import DataError, PadlessError, one_line
 
 __all__ = ["write_parquet", "read_parquet"]
 
@@ -119,7 +119,7 @@ def read_parquet(
     try:
         schema = pq.read_schema(os.fspath(path))
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"cannot read Parquet file {os.fspath(path)}: {exc}") from exc
+        raise DataError(f"cannot read Parquet file {os.fspath(path)}: {one_line(exc)}") from exc
     missing = [c for c in wanted if c not in schema.names]
     if missing:
         raise DataError(f"{os.fspath(path)} has no column {missing[0]!r}; its columns are {schema.names}")

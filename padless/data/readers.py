@@ -32,6 +32,7 @@ import numpy as np
 from padless.data.labels import sort_class_names
 from padless.data.parquet import read_parquet
 from padless.data.ragged import RaggedArray
+from padless.data.tables_damaged import reading
 from padless.data.ts import load_ts
 from padless.errors import DataError
 
@@ -140,13 +141,14 @@ def read_data(path: str | os.PathLike[str], class_names: Sequence[str] | None = 
     if not p.exists():
         raise DataError(f"{p}: no such file or directory")
     suffix = p.suffix.lower()
-    if suffix == ".ts":
-        x, y, names = load_ts(p, class_names=class_names)
-        return LabeledData(x, y, names)
-    if suffix in (".parquet", ".pq"):
-        return _read_parquet(p, class_names, column, label_column)
-    if suffix == ".npz":
-        return _read_npz(p, class_names)
-    if p.is_dir():
-        return _read_dir(p, class_names)
+    with reading(p, suffix or "a RaggedArray directory"):  # a damaged file: one line naming it, never a traceback
+        if suffix == ".ts":
+            x, y, names = load_ts(p, class_names=class_names)
+            return LabeledData(x, y, names)
+        if suffix in (".parquet", ".pq"):
+            return _read_parquet(p, class_names, column, label_column)
+        if suffix == ".npz":
+            return _read_npz(p, class_names)
+        if p.is_dir():
+            return _read_dir(p, class_names)
     raise DataError(f"{p}: unknown data format {suffix or '(none)'}; use {', '.join(FILE_FORMATS)}")

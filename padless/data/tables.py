@@ -49,12 +49,19 @@ from typing import Any
 import numpy as np
 
 from padless.data.ragged import RaggedArray
-from padless.data.tables_convert import FILLS, Plan, convert
 from padless.data.tables_columns import Columns, fmt_value, resolve_columns
+from padless.data.tables_convert import FILLS, Plan, convert
 from padless.data.tables_damaged import damaged_file_error, reading
 from padless.data.tables_io import TableSource, type_to_str
 from padless.data.tables_result import (
-    LongTable, LongTableSchema, abort, commit, merge_schema, start_dir, write_extras, write_ragged_meta,
+    LongTable,
+    LongTableSchema,
+    abort,
+    commit,
+    merge_schema,
+    start_dir,
+    write_extras,
+    write_ragged_meta,
 )
 from padless.data.tables_scan import scan
 from padless.data.tables_targets import TASKS, ClassMap, decide_task, read_labels

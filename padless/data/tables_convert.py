@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from padless.data.tables_io import TableSource, as_numpy, from_numpy
 from padless.data.tables_columns import Columns, fmt_ids, fmt_value, id_array, lookup, retrying
+from padless.data.tables_io import TableSource, as_numpy, from_numpy
 from padless.data.tables_scan import locate_rows
 from padless.data.tables_targets import ClassMap
 from padless.errors import DataError
@@ -309,7 +309,7 @@ def _finish(plan: Plan, offsets: np.ndarray, x: Arr, times: Arr | None, y: Arr |
         if short.size and not plan.drop_short:
             raise DataError(
                 f"{plan.src.name}: {short.size} id(s) have {h} step(s) or fewer, too short to forecast {h} step(s) ahead: "
-                f"{fmt_ids(plan.ids.take(short).to_pylist())}; pass drop_short=True to drop them or a smaller horizon"
+                f"{fmt_ids(plan.ids.take(short).to_pylist())}; pass drop_short=True (--drop-short) to drop them or a smaller horizon"
             )
         keep = np.flatnonzero(new_len > 0)
         if keep.size == 0:

@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from padless.data.tables_columns import (
-    Columns, fmt_ids, fmt_value, id_array, lookup, missing_column, retrying, value_kind,
+    Columns,
+    fmt_ids,
+    fmt_value,
+    id_array,
+    lookup,
+    missing_column,
+    retrying,
+    value_kind,
 )
 from padless.data.tables_io import TableSource
 from padless.errors import ConfigError, DataError

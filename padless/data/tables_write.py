@@ -71,6 +71,7 @@ def write_long_predictions(
     id_name: str = "id",
     time_name: str = "time",
     time_type: Any = None,
+    labels: Sequence[str] | None = None,
     batch_rows: int = 1_000_000,
 ) -> Path:
     """Write predictions as a long table (format by suffix, like :func:`~padless.data.tables.read_long_table`).
@@ -88,6 +89,8 @@ def write_long_predictions(
         time_name: Name of the time (or step) column.
         time_type: pyarrow type (or its text, e.g. ``"timestamp[ns]"``) to restore int64 time counts to
             (``LongTable.schema.time_type``).
+        labels: Class names, one per prediction column (the columns are class probabilities): adds a first
+            column ``prediction`` holding the most probable class's name.
         batch_rows: Rows per written chunk.
 
     Returns:
@@ -127,7 +130,9 @@ def write_long_predictions(
         ["prediction"] if width == 1 else [f"prediction_{k}" for k in range(width)])
     if len(names) != width:
         raise DataError(f"got {len(names)} column names for {width} prediction columns; name each column once")
-    header = [id_name] + ([time_name] if per_step else []) + names
+    if labels is not None and len(labels) != width:
+        raise DataError(f"got {len(labels)} class names for {width} probability columns; give one name per class")
+    header = [id_name] + ([time_name] if per_step else []) + (["prediction"] if labels is not None else []) + names
     dup = sorted({c for c in header if header.count(c) > 1})
     if dup:
         raise DataError(f"column name {dup[0]!r} is used twice in {header}; rename the prediction columns")
@@ -145,6 +150,8 @@ def write_long_predictions(
                 else:
                     cols[time_name] = pa.array(np.arange(int(lens.sum())) - np.repeat(offsets[s0:s1] - offsets[s0], lens))
             block = rows(s0, s1)  # (R, K)
+            if labels is not None:
+                cols["prediction"] = pa.array(np.asarray(list(labels), dtype=object)[np.argmax(block, axis=1)])
             for k, name in enumerate(names):
                 cols[name] = pa.array(block[:, k])
             table = pa.table(cols)

@@ -24,7 +24,7 @@ import numpy as np
 
 from padless.data.labels import encode_labels, sort_class_names
 from padless.data.ragged import RaggedArray
-from padless.errors import DataError, PadlessError
+from padless.errors import DataError, PadlessError, one_line
 
 __all__ = ["load_ts", "read_ts", "sktime_version", "sktime_root"]
 
@@ -97,7 +97,7 @@ def read_ts(path: str | os.PathLike[str], *, allow_nonfinite: bool = False) -> t
         frames, labels = load_from_tsfile(os.fspath(file), return_data_type="df-list")
     except (ValueError, TypeError, IndexError, KeyError, AttributeError, OSError) as exc:
         raise DataError(
-            f"{file}: sktime could not parse this .ts file ({type(exc).__name__}: {exc}); check its header and "
+            f"{file}: sktime could not parse this .ts file ({type(exc).__name__}: {one_line(exc)}); check its header and "
             f"that every line is 'v,v,...[:v,v,...]:label' (class labels are required)"
         ) from exc
     declared = _declared_labels(file)

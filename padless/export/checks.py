@@ -24,8 +24,9 @@ from padless.export.runtime import load_onnx
 __all__ = ["check_export"]
 
 
-def check_export(model: Any, path: str | os.PathLike[str], x: Any = None, seed: int = 0) -> float:
-    """Largest absolute difference between onnxruntime on ``path`` and ``model.predict``.
+def check_export(model: Any, path: str | os.PathLike[str], x: Any = None, seed: int = 0, relative: bool = False) -> float:
+    """Largest absolute difference between onnxruntime on ``path`` and ``model.predict`` (with ``relative``:
+    divided by ``max(1, largest |predict| value)``, for outputs in large units such as a regression's).
 
     Args:
         model: the padless model that was exported.
@@ -34,7 +35,7 @@ def check_export(model: Any, path: str | os.PathLike[str], x: Any = None, seed: 
         seed: seed of the random inputs.
 
     Returns:
-        ``max |onnx - predict|`` over every output value.
+        ``max |onnx - predict|`` over every output value (relative: see above).
 
     Example:
         >>> import os, tempfile
@@ -51,5 +52,9 @@ def check_export(model: Any, path: str | os.PathLike[str], x: Any = None, seed: 
     ref = model.predict(x, verbose=0)
     got = om.predict(x)
     if om.returns_sequences:
-        return float(max((np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in zip(got, ref)), default=0.0))
-    return float(np.abs(np.asarray(got) - np.asarray(ref)).max())
+        diff = float(max((np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in zip(got, ref)), default=0.0))
+        size = float(max((np.abs(np.asarray(b)).max() for b in ref), default=0.0))
+    else:
+        diff = float(np.abs(np.asarray(got) - np.asarray(ref)).max())
+        size = float(np.abs(np.asarray(ref)).max())
+    return diff / max(1.0, size) if relative else diff

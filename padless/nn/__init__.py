@@ -22,6 +22,7 @@ from padless.nn.bidirectional import Bidirectional
 from padless.nn.blocks import scan
 from padless.nn.core import Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization
 from padless.nn.graph import Graph, LayerStack
+from padless.nn.output import Rescaling
 from padless.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from padless.nn.recurrent import GRU, LSTM, Recurrent, RunOutput, SimpleRNN
 from padless.nn.stream import Stream
@@ -29,4 +30,4 @@ from padless.nn.stream import Stream
 __all__ = ["Layer", "OnnxValue", "serialize_layer", "deserialize_layer", "registered_layers", "map_values",
            "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Recurrent", "RunOutput", "scan", "Dense", "Dropout",
            "GaussianNoise", "Masking", "Embedding", "Normalization", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
-           "Graph", "LayerStack", "Stream", "to_batch", "from_batch"]
+           "Rescaling", "Graph", "LayerStack", "Stream", "to_batch", "from_batch"]
