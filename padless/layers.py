@@ -11,9 +11,11 @@ Example:
 
 from padless.nn.base import Layer
 from padless.nn.bidirectional import Bidirectional
+from padless.nn.conv import AveragePooling1D, Conv1D, MaxPooling1D
 from padless.nn.core import Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization
 from padless.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from padless.nn.recurrent import GRU, LSTM, SimpleRNN
 
 __all__ = ["Layer", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Dense", "Dropout", "GaussianNoise",
-           "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Masking", "Embedding", "Normalization"]
+           "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Masking", "Embedding", "Normalization", "Conv1D",
+           "MaxPooling1D", "AveragePooling1D"]
