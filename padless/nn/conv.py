@@ -229,8 +229,7 @@ class Conv1D(Layer):
         full = g.op("Concat", [ctx, xin], "with_ctx", axis=0)  # (C + T, B, F)
         y = g.op("Transpose", [conv(g.op("Transpose", [full], "x_bft", perm=[1, 2, 0]), [0, 0], 1)], "conv_tbf",
                  perm=[2, 0, 1])  # (T, B, filters)
-        steps = g.op("Range", [g.const("zero", 0, np.int64), g.const("ctx_len", C, np.int64),
-                               g.const("one", 1, np.int64)])
+        steps = g.const("ctx_steps", np.arange(C), np.int64)  # (C,)
         idx = g.op("Add", [g.op("Unsqueeze", [steps, g.const("ax1", [1], np.int64)]),
                            g.op("Unsqueeze", [g.lengths, g.const("ax0", [0], np.int64)])])  # (C, B): last C inputs
         shape = g.op("Concat", [g.op("Shape", [idx]), g.const("feat", [F], np.int64)], axis=0)

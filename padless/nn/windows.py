@@ -226,8 +226,9 @@ def onnx_window(g: Any, x: str, w: Window, size: int, apply: Callable[[str, list
                                           _i64(g, "span", span)]), g.lengths])
         left_r = g.op("Div", [g.op("Max", [total, _i64(g, "zero", 0)]), _i64(g, "two", 2)], "left_pad")  # (B,)
         offset = g.op("Sub", [_i64(g, "P", P), left_r], "offset")
-        T = g.op("Squeeze", [g.op("Shape", [x], "T1", start=0, end=1), _i64(g, "ax0", [0])])
-        T_out = g.op("Div", [g.op("Add", [T, _i64(g, "s_minus_1", w.stride - 1)]), s], "T_out")
+        T = g.op("Shape", [x], "T1", start=0, end=1)  # (1,)
+        T_out = g.op("Squeeze", [g.op("Div", [g.op("Add", [T, _i64(g, "s_minus_1", w.stride - 1)]), s]),
+                                 _i64(g, "ax0", [0])], "T_out")  # a scalar
         t = g.op("Mul", [g.op("Range", [_i64(g, "zero", 0), T_out, _i64(g, "one", 1)]), s])  # (T_out,)
         idx = g.op("Add", [g.op("Unsqueeze", [t, _i64(g, "ax1", [1])]),
                            g.op("Unsqueeze", [offset, _i64(g, "ax0", [0])])], "win_idx")  # (T_out, B)

@@ -93,7 +93,7 @@ class TimeDistributed(Layer):
         """The inner layer's activation name, when it has one (folded into the loss like ``Dense``'s)."""
         return getattr(self.layer, "activation", None)
 
-    def _apply(self, x: Any, fn: Any) -> Any:
+    def _map(self, x: Any, fn: Any) -> Any:
         if not self.built:
             self.build(int((x.data if isinstance(x, RaggedBatch) else x).shape[-1]))
         if isinstance(x, RaggedBatch):
@@ -101,15 +101,15 @@ class TimeDistributed(Layer):
         if isinstance(x, torch.Tensor) and x.dim() == 2:
             return fn(x)  # (B, F) per-sequence vectors
         batch, kind = to_batch(x)
-        return from_batch(self._apply(batch, fn), kind)
+        return from_batch(self._map(batch, fn), kind)
 
     def logits(self, x: Any) -> Any:
         """The inner layer's output before its activation (when it has ``logits``)."""
         inner = getattr(self.layer, "logits", None)
-        return self._apply(x, inner if callable(inner) else self.layer)
+        return self._map(x, inner if callable(inner) else self.layer)
 
     def forward(self, x: Any) -> Any:
-        return self._apply(x, self.layer)
+        return self._map(x, self.layer)
 
     def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
         return self.layer.to_onnx(g, x)  # per-step emitters work on (T, B, F) and (B, F) alike
