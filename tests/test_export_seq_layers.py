@@ -193,3 +193,6 @@ def test_what_cannot_be_exported(tmp_path):
     att = Sequential([MultiHeadAttention(2, 2, input_shape=(None, F)), GlobalAveragePooling1D()])
     with pytest.raises(ConfigError, match="cannot stream: each step attends to later steps"):
         att.export(tmp_path / "d.onnx", streaming=True)
+    causal_att = Sequential([MultiHeadAttention(2, 2, causal=True, input_shape=(None, F)), Dense(1)])
+    with pytest.raises(ConfigError, match="cannot stream: each step attends to every earlier step.*no attention cache"):
+        causal_att.export(tmp_path / "e.onnx", streaming=True)

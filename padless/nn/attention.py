@@ -78,6 +78,10 @@ class MultiHeadAttention(Layer):
     on its input (query = key = value = the sequence). Every step attends to the real steps of its own
     sequence only (and only to earlier ones with ``causal=True``).
 
+    With ``causal=True`` every output depends on earlier steps only, yet the layer does not stream
+    (:attr:`causal` is False, so ``Stream``, truncated BPTT and streaming export refuse it): a step attends
+    to *all* earlier steps of its sequence, and padless carries no attention cache between chunks.
+
     Args:
         num_heads: attention heads.
         key_dim: size of each head for query and key.
@@ -92,8 +96,9 @@ class MultiHeadAttention(Layer):
     ``value_kernel`` (F, heads, value_dim), ``output_kernel`` (heads, value_dim, out), and their biases.
 
     Example:
-        >>> MultiHeadAttention(2, 8, causal=True).causal
-        True
+        >>> m = MultiHeadAttention(2, 8, causal=True)
+        >>> m.causal_mask, m.causal
+        (True, False)
     """
 
     requires_sequences = True
@@ -108,11 +113,22 @@ class MultiHeadAttention(Layer):
         self.output_shape = _count(output_shape, "output_shape", allow_none=True)
         if not 0.0 <= float(dropout) < 1.0:
             raise ConfigError(f"MultiHeadAttention: dropout must be in [0, 1); got {dropout!r}")
-        self.dropout, self.use_bias, self.causal = float(dropout), bool(use_bias), bool(causal)  # type: ignore[misc]
+        self.dropout, self.use_bias, self.causal_mask = float(dropout), bool(use_bias), bool(causal)
         self.finish_init()
 
+    @property  # type: ignore[override]
+    def causal(self) -> bool:
+        """Always False: even with a causal mask a step needs every earlier step (no cache is carried)."""
+        return False
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "causal": self.causal_mask}
+
     def noncausal_reason(self) -> str:
-        return "each step attends to later steps of its sequence (use causal=True)"
+        if self.causal_mask:
+            return ("each step attends to every earlier step of its sequence and padless carries no attention "
+                    "cache between chunks; run whole sequences")
+        return "each step attends to later steps of its sequence"
 
     @property
     def output_size(self) -> int:
@@ -140,11 +156,11 @@ class MultiHeadAttention(Layer):
         def make() -> torch.Tensor:
             T = plan.max_length
             m = (np.arange(T)[None, :] < plan.lengths[:, None])[:, None, None, :]  # (B, 1, 1, T): real keys
-            if self.causal:  # (B, 1, T, T): key <= query as well; key 0 is always there
+            if self.causal_mask:  # (B, 1, T, T): key <= query as well; key 0 is always there
                 m = m & np.tril(np.ones((T, T), bool))[None, None]
             return torch.from_numpy(np.ascontiguousarray(m)).to(device)  # padded queries keep real keys: no NaN
 
-        return plan.cached(("attention_mask", self.causal, str(device)), make)
+        return plan.cached(("attention_mask", self.causal_mask, str(device)), make)
 
     def forward(self, x: Any) -> Any:
         batch, kind = sequence_input(self, x)
@@ -183,7 +199,7 @@ class MultiHeadAttention(Layer):
         v = project(self.value_kernel, self.value_bias, "v", [0, 2, 1, 3])  # (B, H, T, dv)
         scores = g.op("Mul", [g.op("MatMul", [q, k]), g.const("mha_scale", 1.0 / math.sqrt(self.key_dim))])
         keys = g.op("Unsqueeze", [g.op("Transpose", [g.mask], perm=[1, 2, 0]), g.const("ax1", [1], i64)])  # (B,1,1,T)
-        if self.causal:
+        if self.causal_mask:
             T = g.op("Squeeze", [g.op("Shape", [xb], start=1, end=2), g.const("ax0", [0], i64)])
             steps = g.op("Range", [g.const("zero", 0, i64), T, g.const("one", 1, i64)])
             tri = g.op("GreaterOrEqual", [g.op("Unsqueeze", [steps, g.const("ax1", [1], i64)]),

@@ -108,3 +108,8 @@ def test_causal_conv_under_truncated_bptt():
     assert np.isfinite(hist.history["loss"]).all()
     with pytest.raises(padless.errors.ConfigError, match="tbptt cannot train Conv1D: padding='same'"):
         Sequential([Conv1D(2, 3, padding="same", input_shape=(None, F)), LSTM(2)]).predict(x, tbptt=3, verbose=0)
+    att = Sequential([MultiHeadAttention(2, 2, causal=True, input_shape=(None, F)), Dense(1)])
+    with pytest.raises(padless.errors.ConfigError, match="tbptt cannot train MultiHeadAttention.*no attention cache"):
+        att.predict(x, tbptt=3, verbose=0)  # a causal mask, but each step needs all earlier steps
+    with pytest.raises(padless.errors.ConfigError, match="cannot stream"):
+        Stream(att)

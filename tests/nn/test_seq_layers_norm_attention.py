@@ -135,7 +135,7 @@ def ref_mha(layer: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
     q, k, v = (proj(layer.query_kernel, layer.query_bias), proj(layer.key_kernel, layer.key_bias),
                proj(layer.value_kernel, layer.value_bias))
     s = q @ k.transpose(1, 2) / math.sqrt(layer.key_dim)  # (H, T, T)
-    if layer.causal:
+    if layer.causal_mask:
         T = x.shape[0]
         s = s.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool)), -math.inf)
     o = torch.softmax(s, -1) @ v  # (H, T, dv)
@@ -151,7 +151,8 @@ def test_mha_equals_each_sequence_alone(causal, merge_cost):
     mha = _randomize(MultiHeadAttention(3, 4, value_dim=5, causal=causal, input_size=6), scale=0.3)
     batch, out = _alone_check(mha, lambda x: ref_mha(mha, x), _seqs(LENGTHS, 6, scale=1.0, shift=0.0), merge_cost)
     assert torch.isfinite(out.data).all()  # padded query rows are not all -inf: no NaN anywhere
-    assert mha.causal == causal and mha.output_size == 6
+    assert mha.causal_mask == causal and mha.output_size == 6
+    assert not mha.causal  # a causal mask still needs every earlier step: no streaming, no TBPTT
 
 
 @settings(max_examples=15, deadline=None)
@@ -174,8 +175,10 @@ def test_mha_errors_and_config():
         MultiHeadAttention(2, 4, input_size=3)(torch.ones(2, 3))
     m = MultiHeadAttention(2, 4, output_shape=(7,), causal=True, dropout=0.1, name="att", input_size=3)
     again = deserialize_layer(serialize_layer(m))
-    assert again.get_config() == m.get_config() and again.output_size == 7 and again.causal
+    assert again.get_config() == m.get_config() and again.output_size == 7 and again.causal_mask
+    assert again.get_config()["causal"] is True
     assert "later steps" in MultiHeadAttention(1, 2).noncausal_reason()
+    assert "no attention cache" in MultiHeadAttention(1, 2, causal=True).noncausal_reason()
 
 
 def test_mha_dropout_only_while_training():
