@@ -120,20 +120,16 @@ class SegmentPlan:
         return self._cache[key]  # type: ignore[no-any-return]
 
     def positions(self) -> np.ndarray:
-        """(B, max_length) layout position of step ``t`` of sorted row ``b``; -1 after the row's end.
+        """(B, max_length) layout position of step ``t`` of sorted row ``b``; -1 after the row's end (built
+        on each call, O(size): cache what you derive from it with :meth:`cached`).
 
         Example:
             >>> make_plan(np.array([2, 1])).positions().tolist()
             [[0, 2], [1, -1]]
         """
-        return self.cached("positions", self._position_table)
-
-    def _position_table(self) -> np.ndarray:
         table = np.full((self.batch_size, max(self.max_length, 1)), -1, dtype=np.int64)
-        pos = np.arange(self.size, dtype=np.int64)
         v = self.valid
-        table[self.row_of_pos[v], self.time_of_pos[v]] = pos[v]
-        table.setflags(write=False)
+        table[self.row_of_pos[v], self.time_of_pos[v]] = np.arange(self.size, dtype=np.int64)[v]
         return table
 
 

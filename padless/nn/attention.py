@@ -64,8 +64,8 @@ def padded_view(plan: SegmentPlan, device: torch.device | str) -> tuple[torch.Te
 
     def make() -> tuple[torch.Tensor, torch.Tensor]:
         table = plan.positions()  # (B, T), -1 after each row's end
-        gather = np.where(table >= 0, table, plan.size).reshape(-1)
-        scatter = plan.row_of_pos * table.shape[1] + plan.time_of_pos  # (S,)
+        gather = np.where(table >= 0, table, plan.size).reshape(-1).astype(np.int32)
+        scatter = (plan.row_of_pos * table.shape[1] + plan.time_of_pos).astype(np.int32)  # (S,)
         return torch.from_numpy(gather).to(dev), torch.from_numpy(scatter).to(dev)
 
     return plan.cached(("padded_view", str(dev)), make)
@@ -152,15 +152,15 @@ class MultiHeadAttention(Layer):
             y = y + bias.reshape(-1)
         return y.view(B, T, self.num_heads, -1).transpose(1, 2)  # (B, H, T, d)
 
-    def _mask(self, plan: SegmentPlan, device: torch.device) -> torch.Tensor:
+    @staticmethod
+    def key_mask(plan: SegmentPlan, device: torch.device | str) -> torch.Tensor:
+        """(B, 1, 1, T) bool, True on each row's real keys (cached on the plan). Padded queries keep their
+        row's real keys, so no softmax row is all -inf (no NaN)."""
         def make() -> torch.Tensor:
-            T = plan.max_length
-            m = (np.arange(T)[None, :] < plan.lengths[:, None])[:, None, None, :]  # (B, 1, 1, T): real keys
-            if self.causal_mask:  # (B, 1, T, T): key <= query as well; key 0 is always there
-                m = m & np.tril(np.ones((T, T), bool))[None, None]
-            return torch.from_numpy(np.ascontiguousarray(m)).to(device)  # padded queries keep real keys: no NaN
+            m = np.arange(plan.max_length)[None, :] < plan.lengths[:, None]  # (B, T)
+            return torch.from_numpy(np.ascontiguousarray(m[:, None, None, :])).to(device)
 
-        return plan.cached(("attention_mask", self.causal_mask, str(device)), make)
+        return plan.cached(("key_mask", str(device)), make)
 
     def forward(self, x: Any) -> Any:
         batch, kind = sequence_input(self, x)
@@ -171,8 +171,11 @@ class MultiHeadAttention(Layer):
         q = self._project(xp, self.query_kernel, self.query_bias)
         k = self._project(xp, self.key_kernel, self.key_bias)
         v = self._project(xp, self.value_kernel, self.value_bias)
+        # causal: a real query at t < L sees keys <= t, all real, so the causal mask alone keeps padding out
+        # (a padded query may see padded keys: its output sits at a padded position that nothing reads)
+        mask = None if self.causal_mask else self.key_mask(p, data.device)
         o = nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=self._mask(p, data.device), dropout_p=self.dropout if self.training else 0.0,
+            q, k, v, attn_mask=mask, is_causal=self.causal_mask, dropout_p=self.dropout if self.training else 0.0,
             scale=1.0 / math.sqrt(self.key_dim))  # (B, H, T, dv)
         o = o.transpose(1, 2).reshape(B * T, -1) @ self.output_kernel.reshape(-1, self.output_kernel.shape[-1])
         if self.output_bias is not None:

@@ -278,11 +278,12 @@ class _Pooling1D(Layer):
         if self.reduce == "max":
             tab, cols = gather_windows(batch, w, -math.inf)  # (S_out, k, F); -inf never wins
             y = cols.max(1).values  # the first maximum takes the gradient (as TF and torch's max_pool)
-            if tab.valid is not None:  # windows of padded output positions hold only -inf
-                y = torch.where(tab.valid, y, y.new_zeros(()))
+            if not tab.plan.exact:  # windows of padded output positions hold only -inf
+                y = torch.where(tab.plan.tensor("valid", y.device)[:, None], y, y.new_zeros(()))
         else:
             tab, cols = gather_windows(batch, w, 0.0)
-            y = cols.sum(1) / tab.count  # Keras: the mean of the steps inside the sequence
+            inside = (tab.index.view(-1, w.size) < batch.plan.size).sum(1, keepdim=True)  # taps in the sequence
+            y = cols.sum(1) / inside.clamp_min(1).to(cols.dtype)  # Keras: the mean of the steps inside it
         out = batch.with_data(y) if tab.plan is batch.plan else batch.with_lengths(tab.plan.lengths, y)
         return from_batch(out, kind)
 

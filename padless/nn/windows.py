@@ -93,15 +93,12 @@ class WindowTable:
 
     Attributes:
         plan: the output's layout (the input's own plan when no length changes, else an exact plan).
-        index: (S_out * size,) positions to gather from ``[data; context rows; fill row]``.
-        count: (S_out, 1) float, taps inside the sequence (>= 1; for averages).
-        valid: (S_out, 1) bool, real output positions (None when the output plan is exact).
+        index: (S_out * size,) int32 positions to gather from ``[data; context rows; fill row]`` (int32:
+            the table is kept with its plan, so it is kept small).
     """
 
     plan: SegmentPlan
     index: torch.Tensor
-    count: torch.Tensor
-    valid: torch.Tensor | None
 
 
 def check_window_lengths(w: Window, plan: SegmentPlan, sorted_indices: np.ndarray, layer: str, what: str) -> None:
@@ -134,13 +131,7 @@ def _build(plan: SegmentPlan, w: Window, device: torch.device) -> WindowTable:
     if C:  # causal taps before step 0 read the row's context rows
         before = (src < 0) & live
         idx = np.where(before, S + r[:, None] * C + C + src, idx)
-    count = np.maximum(inside.sum(1, keepdims=True), 1).astype(np.float32)
-    return WindowTable(
-        plan=out,
-        index=torch.from_numpy(idx.reshape(-1)).to(device),
-        count=torch.from_numpy(count).to(device),
-        valid=None if out.exact else torch.from_numpy(out.valid[:, None].copy()).to(device),
-    )
+    return WindowTable(plan=out, index=torch.from_numpy(idx.reshape(-1).astype(np.int32)).to(device))
 
 
 def window_table(plan: SegmentPlan, w: Window, device: torch.device | str) -> WindowTable:
@@ -182,7 +173,7 @@ def context_index(plan: SegmentPlan, C: int, device: torch.device | str) -> torc
         table = plan.positions()
         pos = table[rows, np.clip(t, 0, table.shape[1] - 1)]
         idx = np.where(t >= 0, pos, S + rows * C + C + t)
-        return torch.from_numpy(idx.reshape(-1)).to(dev)
+        return torch.from_numpy(idx.reshape(-1).astype(np.int32)).to(dev)
 
     return plan.cached(("context", C, str(dev)), make)
 

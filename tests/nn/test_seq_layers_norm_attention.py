@@ -257,3 +257,21 @@ def test_spatial_dropout_one_mask_per_sequence():
     with pytest.raises(ConfigError, match="rate"):
         SpatialDropout1D(1.0)
     assert deserialize_layer(serialize_layer(SpatialDropout1D(0.2))).rate == 0.2
+
+
+@pytest.mark.parametrize("layer", [
+    BatchNormalization(momentum=0.9, epsilon=1e-4, center=False, name="bn"), LayerNormalization(scale=False),
+    AttentionPooling1D(5, activation="relu"), TimeDistributed(Dense(2, use_bias=False)),
+], ids=["bn", "ln", "attpool", "td"])
+def test_config_round_trip_with_weights(layer):
+    layer.build(3)
+    _randomize(layer)
+    again = deserialize_layer(serialize_layer(layer))
+    assert type(again) is type(layer) and again.get_config() == layer.get_config()
+    again.load_state_dict(layer.state_dict())  # same weights and buffers, same names
+    b = RaggedBatch.from_list(_seqs([4, 2], 3))
+    layer.eval(), again.eval()
+    a1, a2 = layer(b), again(b)
+    torch.testing.assert_close(getattr(a1, "data", a1), getattr(a2, "data", a2))
+    with pytest.raises(ConfigError, match="does not take the argument"):
+        type(layer).from_config({**layer.get_config(), "beta_initializer": "zeros"})
