@@ -168,7 +168,8 @@ class Conv1D(Layer):
                         want_state: bool = False) -> tuple[Any, State | None]:
         batch, _ = sequence_input(self, x)
         w = self.window
-        check_window_lengths(w, batch.plan, batch.sorted_indices, self.describe(), f"kernel_size={self.kernel_size}")
+        check_window_lengths(w, batch.plan, batch.sorted_indices, self.describe(), f"kernel_size={self.kernel_size}",
+                             "padding='same' or 'causal', or a shorter kernel_size / dilation_rate")
         B, F, C = batch.batch_size, int(batch.data.shape[1]), w.context
         context = None
         if initial_state is not None and C:
@@ -274,7 +275,8 @@ class _Pooling1D(Layer):
     def forward(self, x: Any) -> Any:
         batch, kind = sequence_input(self, x)
         w = self.window
-        check_window_lengths(w, batch.plan, batch.sorted_indices, self.describe(), f"pool_size={self.pool_size}")
+        check_window_lengths(w, batch.plan, batch.sorted_indices, self.describe(), f"pool_size={self.pool_size}",
+                             "padding='same' or a smaller pool_size")
         if self.reduce == "max":
             tab, cols = gather_windows(batch, w, -math.inf)  # (S_out, k, F); -inf never wins
             y = cols.max(1).values  # the first maximum takes the gradient (as TF and torch's max_pool)

@@ -101,9 +101,11 @@ class WindowTable:
     index: torch.Tensor
 
 
-def check_window_lengths(w: Window, plan: SegmentPlan, sorted_indices: np.ndarray, layer: str, what: str) -> None:
-    """Raise a :class:`DataError` naming the layer, the sequence and the fix when a window leaves a sequence
-    with no output step (``what`` names the window: ``"kernel_size=5"``)."""
+def check_window_lengths(w: Window, plan: SegmentPlan, sorted_indices: np.ndarray, layer: str, what: str,
+                         fix: str) -> None:
+    """Raise a :class:`DataError` naming the layer, the sequence, its length and the fix when a window leaves
+    a sequence with no output step (``what`` names the window: ``"kernel_size=5"``; ``fix`` says what to
+    change: ``"padding='same' or 'causal', or a shorter kernel_size"``)."""
     out = w.out_lengths(plan.lengths)
     bad = np.flatnonzero(out <= 0)
     if not bad.size:
@@ -112,8 +114,7 @@ def check_window_lengths(w: Window, plan: SegmentPlan, sorted_indices: np.ndarra
     L = int(plan.lengths[k])
     raise DataError(f"{layer}: sequence {int(sorted_indices[k])} of the batch has {L} step{'s' if L != 1 else ''}, "
                     f"fewer than its padding='valid' window ({what}, dilation {w.dilation}: {w.span} steps) needs "
-                    f"for one output; use padding='same' (or 'causal' for Conv1D), a shorter window, or drop "
-                    f"sequences shorter than {w.span} steps")
+                    f"for one output; use {fix}, or drop sequences shorter than {w.span} steps")
 
 
 def _build(plan: SegmentPlan, w: Window, device: torch.device) -> WindowTable:

@@ -256,10 +256,12 @@ def test_bad_arguments_and_inputs():
         Conv1D(2, 3, input_size=2)(torch.ones(4, 2))
     # a "valid" window longer than a sequence: which layer, which sequence, its length, the fix
     xs = _seqs([6, 2, 8], 2)
-    with pytest.raises(DataError, match=r"conv_a: sequence 1 of the batch has 2 steps.*kernel_size=4.*padding='same'"):
+    with pytest.raises(DataError, match=r"conv_a: sequence 1 of the batch has 2 steps.*kernel_size=4.*"
+                                        r"padding='same' or 'causal', or a shorter kernel_size"):
         Conv1D(2, 4, name="conv_a", input_size=2)(RaggedBatch.from_list(xs))
     with pytest.raises(DataError, match=r"Conv1D: sequence 1 .* 2 steps.*dilation 2: 5 steps"):
         Conv1D(2, 3, dilation_rate=2, input_size=2)(RaggedBatch.from_list(xs))
     # a stride/window that leaves a sequence with zero steps
-    with pytest.raises(DataError, match=r"MaxPooling1D: sequence 1 of the batch has 2 steps.*pool_size=3.*'same'"):
+    with pytest.raises(DataError, match=r"MaxPooling1D: sequence 1 of the batch has 2 steps.*pool_size=3.*"
+                                        r"padding='same' or a smaller pool_size"):
         MaxPooling1D(3, strides=3)(RaggedBatch.from_list(xs))
