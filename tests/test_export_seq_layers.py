@@ -155,7 +155,8 @@ def test_padding_values_never_matter(tmp_path):
 
 def test_streaming_causal_conv_fed_in_chunks(tmp_path):
     torch.manual_seed(1)
-    m = Sequential([Conv1D(4, 3, padding="causal", dilation_rate=2, input_shape=(None, F)), LSTM(5, return_sequences=True),
+    m = Sequential([Conv1D(4, 3, padding="causal", dilation_rate=2, input_shape=(None, F)),
+                    LSTM(5, return_sequences=True),
                     Conv1D(3, 2, padding="causal"), BatchNormalization(), Dense(2)])
     _random_stats(m)
     om = load_onnx(m.export(tmp_path / "s.onnx", streaming=True))
@@ -176,7 +177,7 @@ def test_streaming_causal_conv_fed_in_chunks(tmp_path):
         for i in range(B):
             pieces[i].append(y[i, : c[i]])
         pos += c
-    for got, r in zip(pieces, ref):
+    for got, r in zip(pieces, ref, strict=True):
         assert np.abs(np.concatenate(got) - r).max() < TOL
 
 

@@ -91,7 +91,8 @@ class RaggedBatch:
             raise DataError(f"with_lengths got {ls.shape[0]} lengths for a batch of {self.batch_size} rows")
         _check_lengths(ls)
         if ls.size > 1 and bool((ls[1:] > ls[:-1]).any()):
-            raise DataError(f"with_lengths needs lengths in the batch's sorted order (non-increasing); got {ls.tolist()}")
+            raise DataError("with_lengths needs lengths in the batch's sorted order (non-increasing); "
+                            f"got {ls.tolist()}")
         plan = make_plan(ls, 0.0)
         if int(data.shape[0]) != plan.size:
             raise DataError(f"with_lengths: data has {int(data.shape[0])} positions; the lengths need {plan.size}")

@@ -34,7 +34,14 @@ from padless.errors import ConfigError, DataError
 from padless.nn.activations import Activation, activation_onnx, resolve_activation
 from padless.nn.adapters import from_batch, to_batch
 from padless.nn.base import Layer, OnnxValue, State
-from padless.nn.windows import PADDINGS, Window, check_window_lengths, context_index, gather_windows, onnx_window
+from padless.nn.windows import (
+    PADDINGS,
+    Window,
+    check_window_lengths,
+    context_index,
+    gather_windows,
+    onnx_window,
+)
 
 __all__ = ["Conv1D", "MaxPooling1D", "AveragePooling1D", "one_int", "sequence_input"]
 

@@ -6,7 +6,6 @@ not fit."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as Fn
@@ -17,7 +16,7 @@ from padless.data.collate import RaggedBatch
 from padless.errors import ConfigError, DataError
 from padless.layers import AveragePooling1D, Conv1D, MaxPooling1D
 from padless.nn import deserialize_layer, serialize_layer
-from padless.nn.windows import Window, window_table
+from padless.nn.windows import window_table
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 torch.set_num_threads(1)
@@ -74,19 +73,19 @@ def check_layer(layer, ref, xs, merge_cost=0.0, order=None, seed=1):
     out = layer(batch)
     outs = out.to_list()
     w = [torch.randn(o.shape, generator=g) for o in outs]
-    loss = sum((o * wi).sum() for o, wi in zip(outs, w))
+    loss = sum((o * wi).sum() for o, wi in zip(outs, w, strict=True))
     grads = torch.autograd.grad(loss, xin + params)
     # reference: each sequence alone
     xr = [x.clone().requires_grad_() for x in xs]
     refs = [ref(layer, x) for x in xr]
-    for o, r in zip(outs, refs):
+    for o, r in zip(outs, refs, strict=True):
         assert o.shape == r.shape
         torch.testing.assert_close(o, r, **TOL)
-    rgrads = torch.autograd.grad(sum((r * wi).sum() for r, wi in zip(refs, w)), xr + params)
-    for a, b in zip(grads, rgrads):
+    rgrads = torch.autograd.grad(sum((r * wi).sum() for r, wi in zip(refs, w, strict=True)), xr + params)
+    for a, b in zip(grads, rgrads, strict=True):
         torch.testing.assert_close(a, b, **TOL)
     # the same layer on a batch of one, sequence by sequence
-    for x, o in zip(xs, outs):
+    for x, o in zip(xs, outs, strict=True):
         torch.testing.assert_close(layer(RaggedBatch.from_list([x])).to_list()[0], o, **TOL)
     return out
 
@@ -172,7 +171,7 @@ def test_padded_positions_are_never_read():
         poisoned[~b.plan.tensor("valid")] = float("nan")
         got = layer(b.with_data(poisoned))
         assert torch.isfinite(got.data).all()  # padded outputs stay finite too
-        for a, r in zip(got.to_list(), ref):
+        for a, r in zip(got.to_list(), ref, strict=True):
             torch.testing.assert_close(a, r, **TOL)
 
 
@@ -211,12 +210,12 @@ def test_causal_context_carries_between_chunks():
     xs = _seqs([9, 5, 2], 2)
     full = conv(RaggedBatch.from_list(xs)).to_list()
     cut = [4, 1, 1]  # first chunk lengths (the second chunk of row 1 is longer than the context)
-    first = RaggedBatch.from_list([x[:c] for x, c in zip(xs, cut)])
+    first = RaggedBatch.from_list([x[:c] for x, c in zip(xs, cut, strict=True)])
     y1, (state,) = conv.call_with_state(first, None, want_state=True)
-    second = RaggedBatch.from_list([x[c:] for x, c in zip(xs, cut)], merge_cost=1e9)
+    second = RaggedBatch.from_list([x[c:] for x, c in zip(xs, cut, strict=True)], merge_cost=1e9)
     state_batch = first.unsort(state[0])  # states come in sorted rows; initial states go in batch order
     y2, _ = conv.call_with_state(second, [state_batch], want_state=True)
-    for f, a, b in zip(full, y1.to_list(), y2.to_list()):
+    for f, a, b in zip(full, y1.to_list(), y2.to_list(), strict=True):
         torch.testing.assert_close(torch.cat([a, b]), f, **TOL)
 
 
@@ -224,7 +223,8 @@ def test_causality_flags():
     assert Conv1D(2, 3, padding="causal").causal
     assert not Conv1D(2, 3, padding="causal", strides=2).causal
     assert "strides" in Conv1D(2, 3, padding="causal", strides=2).noncausal_reason()
-    assert not Conv1D(2, 3, padding="same").causal and "padding='causal'" in Conv1D(2, 3, padding="same").noncausal_reason()
+    same = Conv1D(2, 3, padding="same")
+    assert not same.causal and "padding='causal'" in same.noncausal_reason()
     assert not Conv1D(2, 1).causal  # padding="valid"
     assert not MaxPooling1D(2).causal and MaxPooling1D(1, strides=1).causal
     assert Conv1D(2, 3, padding="same", input_size=4).state_sizes == ()

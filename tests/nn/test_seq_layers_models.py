@@ -11,8 +11,19 @@ import torch
 
 import padless
 from padless import Sequential
-from padless.layers import (LSTM, AttentionPooling1D, BatchNormalization, Conv1D, Dense, GlobalAveragePooling1D,
-                            LayerNormalization, MaxPooling1D, MultiHeadAttention, SpatialDropout1D, TimeDistributed)
+from padless.layers import (
+    LSTM,
+    AttentionPooling1D,
+    BatchNormalization,
+    Conv1D,
+    Dense,
+    GlobalAveragePooling1D,
+    LayerNormalization,
+    MaxPooling1D,
+    MultiHeadAttention,
+    SpatialDropout1D,
+    TimeDistributed,
+)
 from padless.nn import Stream
 
 torch.set_num_threads(1)
@@ -43,7 +54,7 @@ def test_conv_batchnorm_stack_fits_saves_loads_exports(tmp_path):
     assert len(hist.history["loss"]) == 2 and np.isfinite(hist.history["loss"]).all()
     bn = m.layers[1]
     assert bn.moving_mean.abs().sum() > 0  # moving statistics moved during fit
-    assert any(not np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, m.get_weights(), strict=True))
     p = m.predict(x, verbose=0)
     np.testing.assert_allclose(_alone(m, x), p, atol=1e-5)  # inference: batching never changes a row
     m.save(tmp_path / "m.safetensors")
@@ -90,7 +101,7 @@ def test_causal_conv_streams_chunk_by_chunk():
         for i, out in s.feed_many(feed).items():
             got[i].append(out)
             pos[i] += len(feed[i])
-    for g, r in zip(got, ref):
+    for g, r in zip(got, ref, strict=True):
         np.testing.assert_allclose(np.concatenate(g), r, atol=1e-5)
 
 
@@ -100,7 +111,7 @@ def test_causal_conv_under_truncated_bptt():
     ref = m.predict(x, verbose=0)
     for k in (3, 7):
         got = m.predict(x, verbose=0, tbptt=k, batch_size=4)
-        for g, r in zip(got, ref):
+        for g, r in zip(got, ref, strict=True):
             np.testing.assert_allclose(g, r, atol=1e-5)
     m.compile("adam", "mse")
     y = [np.ones((len(s), 2), np.float32) for s in x]

@@ -19,8 +19,17 @@ from hypothesis import strategies as st
 
 from padless.data.collate import RaggedBatch
 from padless.errors import ConfigError
-from padless.layers import (LSTM, AttentionPooling1D, BatchNormalization, Conv1D, Dense, LayerNormalization,
-                            MultiHeadAttention, SpatialDropout1D, TimeDistributed)
+from padless.layers import (
+    LSTM,
+    AttentionPooling1D,
+    BatchNormalization,
+    Conv1D,
+    Dense,
+    LayerNormalization,
+    MultiHeadAttention,
+    SpatialDropout1D,
+    TimeDistributed,
+)
 from padless.nn import Layer, deserialize_layer, map_values, serialize_layer
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -52,13 +61,13 @@ def _alone_check(layer, ref, xs, merge_cost, per_sequence_out=False, order=ORDER
     outs = list(batch.unsort(out)) if per_sequence_out else out.to_list()
     g = torch.Generator().manual_seed(9)
     w = [torch.randn(o.shape, generator=g) for o in outs]
-    grads = torch.autograd.grad(sum((o * wi).sum() for o, wi in zip(outs, w)), xin + params)
+    grads = torch.autograd.grad(sum((o * wi).sum() for o, wi in zip(outs, w, strict=True)), xin + params)
     xr = [x.clone().requires_grad_() for x in xs]
     refs = [ref(x) for x in xr]
-    for o, r in zip(outs, refs):
+    for o, r in zip(outs, refs, strict=True):
         torch.testing.assert_close(o, r, **TOL)
-    rgrads = torch.autograd.grad(sum((r * wi).sum() for r, wi in zip(refs, w)), xr + params)
-    for a, b in zip(grads, rgrads):
+    rgrads = torch.autograd.grad(sum((r * wi).sum() for r, wi in zip(refs, w, strict=True)), xr + params)
+    for a, b in zip(grads, rgrads, strict=True):
         torch.testing.assert_close(a, b, **TOL)
     return batch, out
 
@@ -78,7 +87,7 @@ def test_batchnorm_training_statistics_are_the_real_steps(merge_cost, order):
     outs = bn(batch).to_list()
     g = torch.Generator().manual_seed(1)
     w = [torch.randn(o.shape, generator=g) for o in outs]
-    grads = torch.autograd.grad(sum((o * wi).sum() for o, wi in zip(outs, w)), xin + [bn.gamma, bn.beta])
+    grads = torch.autograd.grad(sum((o * wi).sum() for o, wi in zip(outs, w, strict=True)), xin + [bn.gamma, bn.beta])
     # reference: the concatenation of the real steps, Keras' formula (biased variance)
     xr = [x.clone().requires_grad_() for x in xs]
     cat = torch.cat(xr)
@@ -86,7 +95,7 @@ def test_batchnorm_training_statistics_are_the_real_steps(merge_cost, order):
     ref = (cat - mean) / torch.sqrt(var + 1e-3) * bn.gamma + bn.beta
     torch.testing.assert_close(torch.cat(outs), ref, **TOL)
     rgrads = torch.autograd.grad((ref * torch.cat(w)).sum(), xr + [bn.gamma, bn.beta])
-    for a, b in zip(grads, rgrads):
+    for a, b in zip(grads, rgrads, strict=True):
         torch.testing.assert_close(a, b, **TOL)
     # moving statistics: moving = momentum * moving + (1 - momentum) * batch
     torch.testing.assert_close(bn.moving_mean, 0.1 * mean.detach(), **TOL)
@@ -100,7 +109,7 @@ def test_batchnorm_inference_vectors_and_frozen():
     xs = _seqs([4, 1, 6], 2)
     bn.eval()
     b = RaggedBatch.from_list(xs, merge_cost=1e9)
-    for o, x in zip(bn(b).to_list(), xs):  # inference: moving statistics, per step
+    for o, x in zip(bn(b).to_list(), xs, strict=True):  # inference: moving statistics, per step
         torch.testing.assert_close(o, (x - 0.5) / math.sqrt(4.001) * bn.gamma + bn.beta, **TOL)
     bn.train()
     v = torch.randn(5, 2)  # per-sequence vectors: statistics over the rows
@@ -149,7 +158,7 @@ def ref_mha(layer: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
 def test_mha_equals_each_sequence_alone(causal, merge_cost):
     torch.manual_seed(0)
     mha = _randomize(MultiHeadAttention(3, 4, value_dim=5, causal=causal, input_size=6), scale=0.3)
-    batch, out = _alone_check(mha, lambda x: ref_mha(mha, x), _seqs(LENGTHS, 6, scale=1.0, shift=0.0), merge_cost)
+    _, out = _alone_check(mha, lambda x: ref_mha(mha, x), _seqs(LENGTHS, 6, scale=1.0, shift=0.0), merge_cost)
     assert torch.isfinite(out.data).all()  # padded query rows are not all -inf: no NaN anywhere
     assert mha.causal_mask == causal and mha.output_size == 6
     assert not mha.causal  # a causal mask still needs every earlier step: no streaming, no TBPTT
@@ -167,7 +176,8 @@ def test_mha_hypothesis(lengths, heads, dk, causal, use_bias, out):
 
 def test_mha_errors_and_config():
     for bad in (dict(num_heads=0, key_dim=4), dict(num_heads=2, key_dim=2.5), dict(num_heads=2, key_dim=None)):
-        with pytest.raises(ConfigError, match=r"MultiHeadAttention: (num_heads|key_dim) must be a positive.*each\* head"):
+        with pytest.raises(ConfigError, match=r"MultiHeadAttention: (num_heads|key_dim) must be a positive.*"
+                                              r"each\* head"):
             MultiHeadAttention(**bad)
     with pytest.raises(ConfigError, match="dropout"):
         MultiHeadAttention(2, 4, dropout=1.0)
