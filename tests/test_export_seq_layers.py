@@ -22,6 +22,7 @@ from padless.export import check_export, load_onnx  # noqa: E402
 from padless.layers import (  # noqa: E402
     LSTM,
     AttentionPooling1D,
+    Bidirectional,
     AveragePooling1D,
     BatchNormalization,
     Conv1D,
@@ -84,6 +85,13 @@ def test_conv_valid_and_strides_then_lstm(k, s, d, tmp_path):
     m = Sequential([Conv1D(5, k, strides=s, dilation_rate=d, activation="relu", input_shape=(None, F)),
                     LSTM(4), Dense(2)])
     _check(m, tmp_path, [max(L, span) for L in LENGTHS])
+
+
+def test_strides_then_bidirectional_reverses_within_new_lengths(tmp_path):
+    m = Sequential([Conv1D(4, 3, strides=3, padding="same", input_shape=(None, F)),
+                    Bidirectional(LSTM(3, return_sequences=True)), MaxPooling1D(2, padding="same"),
+                    Bidirectional(LSTM(2)), Dense(2)])
+    _check(m, tmp_path)
 
 
 @pytest.mark.parametrize("padding", ["same", "causal"])
