@@ -2,8 +2,8 @@
 
 Owns: the layer contract (:mod:`padless.nn.base`), the layers (:mod:`~padless.nn.core`,
 :mod:`~padless.nn.recurrent`, :mod:`~padless.nn.pooling`, :mod:`~padless.nn.conv`,
-:mod:`~padless.nn.normalization`, :mod:`~padless.nn.attention`, :mod:`~padless.nn.wrappers`), the engines that run recurrent layers
-(:mod:`~padless.nn.blocks`), composition (:mod:`~padless.nn.graph`) and streaming inference
+:mod:`~padless.nn.normalization`, :mod:`~padless.nn.attention`, :mod:`~padless.nn.wrappers`; windows in
+:mod:`~padless.nn.windows`), the engines that run recurrent layers (:mod:`~padless.nn.blocks`), composition (:mod:`~padless.nn.graph`) and streaming inference
 (:mod:`~padless.nn.stream`). Every layer is callable on a ``PackedSequence``, ``(padded, lengths)``, a
 dense ``(B, T, F)`` tensor or a list of tensors. Nothing here knows about training, files or ONNX.
 
