@@ -69,6 +69,35 @@ class RaggedBatch:
         """Same layout, new per-position values (e.g. the output of a layer)."""
         return RaggedBatch(data, self.plan, self.sorted_indices, self.unsorted_indices)
 
+    def with_lengths(self, lengths: np.ndarray | Sequence[int], data: torch.Tensor) -> "RaggedBatch":
+        """The same rows in the same sorted order with new lengths (what a strided layer returns).
+
+        Args:
+            lengths: (B,) new lengths in *sorted* row order (``plan.lengths`` order): each >= 1 and
+                non-increasing, which any monotone map of the old lengths keeps (``ceil(L / s)``, ``L - k + 1``).
+            data: values laid out by ``make_plan(lengths)`` (the exact plan: no padded positions).
+
+        Raises:
+            DataError: a length below 1, lengths that are not sorted, or data of the wrong size.
+
+        Example:
+            >>> import torch
+            >>> b = RaggedBatch.from_list([torch.ones(4, 1), torch.ones(2, 1)])
+            >>> b.with_lengths([2, 1], torch.zeros(3, 1)).lengths.tolist()
+            [2, 1]
+        """
+        ls = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        if ls.shape[0] != self.batch_size:
+            raise DataError(f"with_lengths got {ls.shape[0]} lengths for a batch of {self.batch_size} rows")
+        _check_lengths(ls)
+        if ls.size > 1 and bool((ls[1:] > ls[:-1]).any()):
+            raise DataError("with_lengths needs lengths in the batch's sorted order (non-increasing); "
+                            f"got {ls.tolist()}")
+        plan = make_plan(ls, 0.0)
+        if int(data.shape[0]) != plan.size:
+            raise DataError(f"with_lengths: data has {int(data.shape[0])} positions; the lengths need {plan.size}")
+        return RaggedBatch(data, plan, self.sorted_indices, self.unsorted_indices)
+
     def last(self) -> torch.Tensor:
         """(B, F) value at each row's last real step, in sorted order."""
         return self.data.index_select(0, self.plan.tensor("last_pos", self.data.device))

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
 
 __all__ = ["Segment", "SegmentPlan", "make_plan", "MAX_CALL_STEPS"]
+
+_T = TypeVar("_T")
 
 # Longest block handed to one kernel call; longer segments are cut into chained calls (the state flows
 # through, gradients too: still exact, full BPTT). With glibc's default allocator, one call over hundreds
@@ -86,6 +88,7 @@ class SegmentPlan:
     reverse_index: np.ndarray
     state_exact: np.ndarray
     _tensors: dict[Any, torch.Tensor] = field(default_factory=dict, repr=False)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def batch_size(self) -> int:
@@ -107,6 +110,27 @@ class SegmentPlan:
             t = torch.from_numpy(np.array(getattr(self, name), copy=True)).to(device)
             self._tensors[key] = t
         return t
+
+    def cached(self, key: Any, make: Callable[[], _T]) -> _T:
+        """``make()``, computed once per plan and kept under ``key`` (index tables a layer derives from a plan;
+        plans are cached, so a table lives as long as its plan). ``key`` must name everything ``make`` reads
+        besides the plan (the layer's window, the device)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def positions(self) -> np.ndarray:
+        """(B, max_length) layout position of step ``t`` of sorted row ``b``; -1 after the row's end (built
+        on each call, O(size): cache what you derive from it with :meth:`cached`).
+
+        Example:
+            >>> make_plan(np.array([2, 1])).positions().tolist()
+            [[0, 2], [1, -1]]
+        """
+        table = np.full((self.batch_size, max(self.max_length, 1)), -1, dtype=np.int64)
+        v = self.valid
+        table[self.row_of_pos[v], self.time_of_pos[v]] = np.arange(self.size, dtype=np.int64)[v]
+        return table
 
 
 def _split(blocks: list[tuple[int, int, int]], max_steps: int) -> list[tuple[int, int, int]]:

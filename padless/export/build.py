@@ -143,6 +143,9 @@ def export_onnx(model: Graph, path: str | os.PathLike[str], *, streaming: bool =
     finally:
         model.train(was_training)
     h, TP = onnx.helper, onnx.TensorProto
+    if y.seq and g.lengths != "lengths":  # per-step outputs no longer line up with the input's steps
+        raise ConfigError("a per-step model whose layers change the sequence length (strides, padding='valid') "
+                          "cannot be exported: end it with pooling or a recurrent layer, or keep the length")
     if y.seq:
         masked = g.op("Where", [g.mask, y.name, g.const("fzero", 0.0)], "y_masked")
         g.nodes.append(h.make_node("Transpose", [masked], ["y"], perm=[1, 0, 2], name=g.name("n_y")))

@@ -37,8 +37,9 @@ class OnnxGraph:
     """Nodes, initializers and graph inputs/outputs under construction.
 
     Attributes (for layers' emitters):
-        lengths: the (B,) int64 ``lengths`` input; lens32: the same as int32.
-        mask: (T, B, 1) bool, True on real steps.
+        lengths: the (B,) int64 current lengths (the ``lengths`` input until a strided layer calls
+            :meth:`set_lengths`); lens32: the same as int32.
+        mask: (T, B, 1) bool, True on real steps of the current time axis.
         streaming: the graph takes and returns recurrent state.
         FLOAT: the ONNX float element type (for ``Cast``).
     """
@@ -76,6 +77,18 @@ class OnnxGraph:
         if arr.size <= 4:
             self._small[key] = n
         return n
+
+    def set_lengths(self, lengths: str, steps_of: str) -> None:
+        """A layer changed every sequence's length (strides, a "valid" window): from here on ``lengths``
+        ((B,) int64) are the lengths, and ``mask``/``lens32`` are rebuilt for the time axis of ``steps_of``
+        (a (T, B, F) value, the layer's output)."""
+        ax0, ax1, ax2 = (self.const(f"ax{k}", [k], np.int64) for k in range(3))
+        T = self.op("Squeeze", [self.op("Shape", [steps_of], "T1", start=0, end=1), ax0], "T")
+        steps = self.op("Range", [self.const("zero", 0, np.int64), T, self.const("one", 1, np.int64)], "steps")
+        mask_tb = self.op("Less", [self.op("Unsqueeze", [steps, ax1]), self.op("Unsqueeze", [lengths, ax0])], "mask_tb")
+        self.mask = self.op("Unsqueeze", [mask_tb, ax2], "mask")  # (T, B, 1) True on real steps
+        self.lengths = lengths
+        self.lens32 = self.op("Cast", [lengths], "lens32", to=self.onnx.TensorProto.INT32)
 
     def reduce(self, op_type: str, x: str, axis: int, hint: str) -> str:
         """ReduceSum/ReduceMax over one axis (axes became an input in opset 13/18)."""

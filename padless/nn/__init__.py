@@ -1,8 +1,9 @@
 """Layers and model graphs that run ragged batches exactly: plain ``torch.nn.Module`` objects.
 
 Owns: the layer contract (:mod:`padless.nn.base`), the layers (:mod:`~padless.nn.core`,
-:mod:`~padless.nn.recurrent`, :mod:`~padless.nn.pooling`), the engines that run recurrent layers
-(:mod:`~padless.nn.blocks`), composition (:mod:`~padless.nn.graph`) and streaming inference
+:mod:`~padless.nn.recurrent`, :mod:`~padless.nn.pooling`, :mod:`~padless.nn.conv`,
+:mod:`~padless.nn.normalization`, :mod:`~padless.nn.attention`, :mod:`~padless.nn.wrappers`; windows in
+:mod:`~padless.nn.windows`), the engines that run recurrent layers (:mod:`~padless.nn.blocks`), composition (:mod:`~padless.nn.graph`) and streaming inference
 (:mod:`~padless.nn.stream`). Every layer is callable on a ``PackedSequence``, ``(padded, lengths)``, a
 dense ``(B, T, F)`` tensor or a list of tensors. Nothing here knows about training, files or ONNX.
 
@@ -17,17 +18,23 @@ Example:
 """
 
 from padless.nn.adapters import from_batch, to_batch
+from padless.nn.attention import AttentionPooling1D, MultiHeadAttention
 from padless.nn.base import Layer, OnnxValue, deserialize_layer, map_values, registered_layers, serialize_layer
 from padless.nn.bidirectional import Bidirectional
 from padless.nn.blocks import scan
+from padless.nn.conv import AveragePooling1D, Conv1D, MaxPooling1D
 from padless.nn.core import Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization
 from padless.nn.graph import Graph, LayerStack
+from padless.nn.normalization import BatchNormalization, LayerNormalization
 from padless.nn.output import Rescaling
 from padless.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from padless.nn.recurrent import GRU, LSTM, Recurrent, RunOutput, SimpleRNN
 from padless.nn.stream import Stream
+from padless.nn.wrappers import SpatialDropout1D, TimeDistributed
 
 __all__ = ["Layer", "OnnxValue", "serialize_layer", "deserialize_layer", "registered_layers", "map_values",
            "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Recurrent", "RunOutput", "scan", "Dense", "Dropout",
            "GaussianNoise", "Masking", "Embedding", "Normalization", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
-           "Rescaling", "Graph", "LayerStack", "Stream", "to_batch", "from_batch"]
+           "Conv1D", "MaxPooling1D", "AveragePooling1D", "BatchNormalization", "LayerNormalization",
+           "MultiHeadAttention", "AttentionPooling1D", "TimeDistributed", "SpatialDropout1D", "Rescaling",
+           "Graph", "LayerStack", "Stream", "to_batch", "from_batch"]

@@ -98,6 +98,7 @@ class Stream:
             seqs.append(torch.as_tensor(a, dtype=torch.float32))
         model = self.model
         model.build(int(seqs[0].shape[1]))
+        self._recurrent = model.state_layers  # once built (a causal Conv1D's state size follows its input)
         model.eval()
         device = next(model.parameters()).device
         batch = RaggedBatch.from_list([s.to(device) for s in seqs], merge_cost=0.0)
