@@ -16,12 +16,15 @@ from __future__ import annotations
 from padless import layers
 from padless.errors import CheckpointError, ConfigError, DataError, PadlessError, StateError
 from padless.io import VERSION as __version__
-from padless.models import Sequential, load_model
+from padless.models import Model, Sequential, load_model
+from padless.nn.functional import Input
 from padless.nn.stream import Stream
 
 __all__ = [
     "__version__",
     "Sequential",
+    "Model",
+    "Input",
     "Stream",
     "load_model",
     "layers",

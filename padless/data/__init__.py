@@ -22,9 +22,9 @@ from padless.data.labels import encode_classes, sort_class_names
 from padless.data.parquet import read_parquet, write_parquet
 from padless.data.ragged import RaggedArray, concatenate
 from padless.data.readers import LabeledData, read_data
-from padless.data.tables import LongTable, LongTableSchema, read_long_table, write_long_predictions
 from padless.data.samplers import BucketBatchSampler, EpochIterator, ExactLengthBatchSampler, RandomBatchSampler
 from padless.data.sources import BATCHING_MODES, BatchSource, SequentialBatchSampler, make_sampler
+from padless.data.tables import LongTable, LongTableSchema, read_long_table, write_long_predictions
 from padless.data.waste import WasteReport, compare_batching, format_table, waste_report
 
 __all__ = [

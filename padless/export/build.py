@@ -87,10 +87,11 @@ def _emit(model: Graph, g: OnnxGraph) -> OnnxValue:
     x = g.op("Transpose", ["x"], "x_tbf", perm=[1, 0, 2])  # (T, B, F)
     x = g.op("Where", [g.mask, x, g.const("fzero", 0.0)], "x_masked")  # padding can hold anything, even NaN
     value = OnnxValue(x, True, int(F))  # type: ignore[arg-type]
-    for i, layer in enumerate(model.all_layers):
+
+    def emit(i: int, layer: Any, v: Any) -> OnnxValue:
         _check_emitter(i, layer)
         try:
-            value = layer.to_onnx(g, value)
+            return layer.to_onnx(g, v)  # type: ignore[no-any-return]
         except ConfigError as e:  # name the layer by position: "layer 2 (Scale) cannot be exported ..."
             msg, d = str(e), layer.describe()
             if msg.startswith(d):
@@ -98,7 +99,8 @@ def _emit(model: Graph, g: OnnxGraph) -> OnnxValue:
             elif not msg.startswith("layer "):
                 msg = f"{_describe(i, layer)}: {msg}"
             raise ConfigError(msg) from None
-    return value
+
+    return model.emit_onnx(g, value, emit)  # type: ignore[no-any-return]
 
 
 def export_onnx(model: Graph, path: str | os.PathLike[str], *, streaming: bool = False, opset: int = DEFAULT_OPSET,

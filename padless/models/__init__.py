@@ -1,6 +1,7 @@
 """The Keras-style models: the facade that wires training, saving and export to a model graph.
 
-Owns: :class:`Sequential`, :class:`KerasModel` (the mixin) and :func:`load_model`. Does not own: layers
+Owns: :class:`Sequential`, :class:`Model` (the functional API), :class:`KerasModel` (the mixin) and
+:func:`load_model`. Does not own: layers
 and graphs (:mod:`padless.nn`), training (:mod:`padless.train`), export (:mod:`padless.export`).
 
 Example:
@@ -10,8 +11,9 @@ Example:
     30
 """
 
+from padless.models.functional import Model
 from padless.models.keras_model import KerasModel, OptimizerView, model_classes
 from padless.models.loading import load_model, model_from_config
 from padless.models.sequential import Sequential
 
-__all__ = ["KerasModel", "OptimizerView", "Sequential", "load_model", "model_from_config", "model_classes"]
+__all__ = ["KerasModel", "OptimizerView", "Sequential", "Model", "load_model", "model_from_config", "model_classes"]

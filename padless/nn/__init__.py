@@ -24,7 +24,9 @@ from padless.nn.bidirectional import Bidirectional
 from padless.nn.blocks import scan
 from padless.nn.conv import AveragePooling1D, Conv1D, MaxPooling1D
 from padless.nn.core import Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization
+from padless.nn.functional import FunctionalGraph, Input
 from padless.nn.graph import Graph, LayerStack
+from padless.nn.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from padless.nn.normalization import BatchNormalization, LayerNormalization
 from padless.nn.output import Rescaling
 from padless.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
@@ -37,4 +39,5 @@ __all__ = ["Layer", "OnnxValue", "serialize_layer", "deserialize_layer", "regist
            "GaussianNoise", "Masking", "Embedding", "Normalization", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
            "Conv1D", "MaxPooling1D", "AveragePooling1D", "BatchNormalization", "LayerNormalization",
            "MultiHeadAttention", "AttentionPooling1D", "TimeDistributed", "SpatialDropout1D", "Rescaling",
-           "Graph", "LayerStack", "Stream", "to_batch", "from_batch"]
+           "Graph", "LayerStack", "FunctionalGraph", "Input", "Concatenate", "Add", "Subtract", "Multiply",
+           "Average", "Maximum", "Minimum", "Stream", "to_batch", "from_batch"]

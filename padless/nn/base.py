@@ -96,12 +96,14 @@ class Layer(nn.Module):
         causal: each output depends only on the current and earlier steps (streaming and truncated BPTT
             are possible).
         token_input: as a first layer, the inputs are integer tokens, one per step (``Embedding``).
+        multi_input: the layer takes a list of branches (merge layers of the functional API).
         stateful: carries state from batch to batch (Keras ``stateful=True``).
     """
 
     requires_sequences: ClassVar[bool] = False
     causal: ClassVar[bool] = True
     token_input: ClassVar[bool] = False
+    multi_input: ClassVar[bool] = False
     stateful: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -203,6 +205,19 @@ class Layer(nn.Module):
     def noncausal_reason(self) -> str:
         """Why this layer's output needs later steps (for errors of streaming and truncated BPTT)."""
         return "its output needs the whole sequence"
+
+    def lengths_key(self) -> Any:
+        """How the layer changes sequence lengths (hashable; None: it keeps every length). Two per-step
+        branches of a functional model may be merged only when the same changes happened on both."""
+        return None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        first = args[0] if args else None
+        if hasattr(first, "apply_layer"):  # a symbolic input of the functional API (padless.Input)
+            return first.apply_layer(self, [first], **kwargs)
+        if isinstance(first, (list, tuple)) and first and all(hasattr(t, "apply_layer") for t in first):
+            return first[0].apply_layer(self, list(first), **kwargs)
+        return super().__call__(*args, **kwargs)
 
     def reset_states(self, rows: Any = None) -> None:
         """Forget carried state (layers without state: nothing to do)."""

@@ -142,6 +142,11 @@ class Conv1D(Layer):
         """The window this layer slides."""
         return Window(self.kernel_size, self.strides, self.dilation_rate, self.padding)
 
+    def lengths_key(self) -> Any:
+        w = self.window
+        keeps = w.stride == 1 and (w.padding != "valid" or w.span == 1)
+        return None if keeps else ("window", w.padding, w.span, w.stride)
+
     @property  # type: ignore[override]
     def causal(self) -> bool:
         """True for ``padding="causal"`` with ``strides=1`` (the last inputs travel as state)."""
@@ -270,6 +275,11 @@ class _Pooling1D(Layer):
     def window(self) -> Window:
         """The window this layer slides."""
         return Window(self.pool_size, self.strides, 1, self.padding)
+
+    def lengths_key(self) -> Any:
+        w = self.window
+        keeps = w.stride == 1 and (w.padding != "valid" or w.span == 1)
+        return None if keeps else ("window", w.padding, w.span, w.stride)
 
     @property  # type: ignore[override]
     def causal(self) -> bool:

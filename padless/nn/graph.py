@@ -183,6 +183,13 @@ class Graph(nn.Module):
         """(layer, output shape, parameters) per layer."""
         raise NotImplementedError
 
+    def emit_onnx(self, g: Any, x: Any, emit: Callable[[int, Layer, Any], Any]) -> Any:
+        """Emit every layer into an ONNX graph in order: ``emit(index, layer, value)`` returns the next value
+        (a graph with branches overrides this)."""
+        for i, layer in enumerate(self.all_layers):
+            x = emit(i, layer, x)
+        return x
+
     def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
         """Print (and return) a per-layer table: output shape and parameter count."""
         rows = self.summary_rows()

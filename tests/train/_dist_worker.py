@@ -24,8 +24,8 @@ import torch
 
 torch.set_num_threads(1)
 
-from padless import Sequential  # noqa: E402
-from padless.layers import GRU, LSTM, Dense  # noqa: E402
+from padless import Input, Model, Sequential  # noqa: E402
+from padless.layers import GRU, LSTM, Concatenate, Conv1D, Dense, GlobalMaxPooling1D  # noqa: E402
 from padless.train.callbacks import Callback  # noqa: E402
 from padless.train.checkpoint import load_checkpoint  # noqa: E402
 
@@ -55,6 +55,16 @@ def model(kind: str = "gru", seed: int = 0, dropout: float = 0.0) -> Sequential:
     return m
 
 
+def fmodel(seed: int = 0) -> Model:
+    """A functional hybrid: a conv branch beside a GRU branch."""
+    torch.manual_seed(seed)
+    inp = Input(shape=(None, 3))
+    conv = GlobalMaxPooling1D()(Conv1D(5, 3, padding="same", activation="relu")(inp))
+    m = Model(inp, Dense(3, activation="softmax")(Concatenate()([conv, GRU(5)(inp)])))
+    m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"], lr=0.01)
+    return m
+
+
 def weights(m: Sequential) -> dict[str, list[float]]:
     return {k: v.detach().cpu().reshape(-1).tolist() for k, v in m.state_dict().items()}
 
@@ -76,6 +86,9 @@ def equiv(out: Path, rank: int) -> None:
     m = model("lstm")
     h = m.fit(xs, y, batch_size=3, epochs=3, tbptt=5, seed=4, verbose=0)
     res["tbptt"] = {"history": h.history, "weights": weights(m), "digest": digest(m)}
+    m = fmodel()
+    h = m.fit(xs, y, batch_size=4, epochs=2, batching="random", seed=3, verbose=0)
+    res["functional"] = {"history": h.history, "weights": weights(m), "digest": digest(m)}
     res["resume"] = resume(out)
     (out / f"rank{rank}.json").write_text(json.dumps(res))
 

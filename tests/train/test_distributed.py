@@ -83,8 +83,10 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     # TBPTT: one process, 6 slots = two ranks x 3 slots
     mt = worker.model("lstm")
     ht = mt.fit(xs, y, batch_size=6, epochs=3, tbptt=5, seed=4, verbose=0, distributed=False)
+    mf = worker.fmodel()  # the functional API (conv branch + GRU branch) under DDP too
+    hf = mf.fit(xs, y, batch_size=8, epochs=2, batching="random", seed=3, verbose=0, distributed=False)
     report = {}
-    for key, hist, model in (("batch", h, m), ("tbptt", ht, mt)):
+    for key, hist, model in (("batch", h, m), ("tbptt", ht, mt), ("functional", hf, mf)):
         assert r0[key]["digest"] == r1[key]["digest"], f"{key}: the ranks' parameters differ after training"
         assert r0[key]["history"] == r1[key]["history"], f"{key}: the ranks report different (unreduced?) metrics"
         curve = {k: hist.history[k] for k in ("loss", "accuracy") + (("val_loss",) if key == "batch" else ())}
