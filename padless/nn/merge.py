@@ -64,6 +64,9 @@ class Merge(Layer):
         self.input_sizes: list[int] | None = None
         self.finish_init()
 
+    def finish_init(self) -> None:
+        """Merge layers are built from their branches (``build_multi``), never from ``input_shape``."""
+
     def build_multi(self, sizes: Sequence[int]) -> int:
         """Check the branches' feature counts; return the output's."""
         sizes = [int(s) for s in sizes]
