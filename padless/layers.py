@@ -13,16 +13,18 @@ from padless.nn.attention import AttentionPooling1D, MultiHeadAttention
 from padless.nn.base import Layer
 from padless.nn.bidirectional import Bidirectional
 from padless.nn.conv import AveragePooling1D, Conv1D, MaxPooling1D
-from padless.nn.core import Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization
+from padless.nn.core import Activation, Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization, ReLU
 from padless.nn.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from padless.nn.normalization import BatchNormalization, LayerNormalization
 from padless.nn.output import Rescaling
 from padless.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from padless.nn.recurrent import GRU, LSTM, SimpleRNN
+from padless.nn.sequence_norm import SequenceStandardization
 from padless.nn.wrappers import SpatialDropout1D, TimeDistributed
 
 __all__ = ["Layer", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Dense", "Dropout", "GaussianNoise",
            "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Masking", "Embedding", "Normalization", "Conv1D",
            "MaxPooling1D", "AveragePooling1D", "BatchNormalization", "LayerNormalization", "MultiHeadAttention",
            "AttentionPooling1D", "TimeDistributed", "SpatialDropout1D", "Rescaling",
-           "Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]
+           "Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "SequenceStandardization",
+           "Activation", "ReLU"]

@@ -58,12 +58,16 @@ class TrainConfig:
     drop_short: bool = _opt(False, "forecast: drop sequences too short for the horizon instead of refusing them")
     fill: str | None = _opt(None, "long table: fill NaN features (ffill, bfill, zero, mean); refused by default",
                             choices=["ffill", "bfill", "zero", "mean"])
-    layers: str | None = _opt(None, "recurrent stack, e.g. lstm:100,lstm:100 or bigru:64,gru:64")
+    model: str = _opt("auto", "classifier recipe: auto (chosen on a validation part of the training data within "
+                               "--budget), bigru, fcn, fcn-z, lstm-fcn, lstm-fcn-z, resnet, resnet-z",
+                      choices=["auto", "bigru", "fcn", "fcn-z", "lstm-fcn", "lstm-fcn-z", "resnet", "resnet-z"])
+    budget: float = _opt(300.0, "seconds --model auto may spend choosing (the candidates share it)", metavar="S")
+    layers: str | None = _opt(None, "recurrent stack replacing the recipe, e.g. lstm:100,lstm:100 or bigru:64,gru:64")
     units: int = _opt(64, "width of the default recipe's layers")
     epochs: int | None = _opt(None, "passes over the data (default: the recipe's)")
     batch_size: int | None = _opt(None, "sequences per batch (default: the recipe's)")
     batching: str = _opt("auto", "how sequences share batches", choices=["auto", "bucket", "exact", "random"])
-    lr: float = _opt(3e-3, "learning rate")
+    lr: float | None = _opt(None, "learning rate (default: the recipe's)")
     val_split: float = _opt(0.0, "fraction of the training data held out for validation (the last samples)")
     val: str | None = _opt(None, "validation DATA")
     patience: int = _opt(0, "early stopping patience in epochs (needs validation)")

@@ -31,7 +31,7 @@ from padless.cli.data import TaskData, preprocessing_of, read_data_for, read_tra
 from padless.errors import ConfigError, PadlessError
 from padless.io import atomic_write_bytes
 from padless.plots import history_plot
-from padless.recipes import CLASSIFIER_FIT, StepDecay, task_model
+from padless.recipes import CLASSIFIER_FIT, StepDecay, recipe, select_recipe, task_model
 from padless.train.callbacks import EarlyStopping
 from padless.train.checkpoint import find_checkpoint_folder, has_checkpoints, load_checkpoint
 from padless.train.distributed import env_world_size, launch_local, setup_distributed
@@ -46,7 +46,7 @@ def check_numbers(cfg: TrainConfig) -> None:
         raise ConfigError(f"--nproc must be >= 1; got {cfg.nproc}")
     if cfg.batch_size is not None and cfg.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1; got {cfg.batch_size}")
-    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+    if cfg.lr is not None and not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise ConfigError(f"--lr must be a positive number; got {cfg.lr}")
     if cfg.units < 1:
         raise ConfigError(f"--units must be >= 1; got {cfg.units}")
@@ -114,6 +114,48 @@ def write_run(out: Path, model: Any, history: dict[str, list[float]]) -> None:
     history_plot(history, out / "curves.png")
 
 
+def build_model(cfg: TrainConfig, data: TaskData, ctx: Any, previous: str | None = None
+                ) -> tuple[Any, int, int, list[Any], dict[str, Any]]:
+    """``(compiled model, epochs, batch size, callbacks, what to remember)`` for the options and the data.
+
+    A classifier without ``--layers`` comes from a recipe; ``--model auto`` chooses it on a validation part of
+    the training data (rank 0 chooses under torchrun and tells the others); a resumed run keeps the recipe of
+    the run it continues (``previous``).
+    """
+    x, y = data.x, data.y
+    if data.task != "classify" or cfg.layers:
+        if cfg.model != "auto" and data.task != "classify":
+            raise ConfigError(f"--model {cfg.model} is a classifier recipe; the task here is {data.task}")
+        model = task_model(data.task, x.num_features, data.num_outputs, x, y, per_step=data.per_step, units=cfg.units,
+                           layers=cfg.layers, lr=cfg.lr or 3e-3)
+        epochs = cfg.epochs if cfg.epochs is not None else CLASSIFIER_FIT["epochs"]
+        bs = CLASSIFIER_FIT["batch_size"] if cfg.batch_size is None else cfg.batch_size
+        return model, epochs, bs, [StepDecay((int(epochs * 0.6), int(epochs * 0.85)))], {}
+    chosen: dict[str, Any] = {}
+    name = cfg.model
+    if name == "auto" and previous is not None:
+        name = previous
+        chosen["recipe"] = {"name": name, "auto": True, "resumed": True}
+    elif name == "auto":
+        sel = None
+        if ctx is None or ctx.is_main:
+            sel = select_recipe(x, y, budget_s=cfg.budget, seed=cfg.seed, epochs=cfg.epochs)
+            name = sel.chosen
+            if not cfg.quiet:
+                print(f"model: {name} (auto: {sel.reason})", flush=True)
+        if ctx is not None:
+            name = ctx.broadcast_bytes(name.encode() if ctx.is_main else None).decode()
+        chosen["recipe"] = {"name": name, "auto": True, **({"selection": sel.to_dict()} if sel is not None else {})}
+    elif not chosen:
+        chosen["recipe"] = {"name": name, "auto": False}
+    r = recipe(name)
+    torch.manual_seed(cfg.seed)
+    model = r.build(x.num_features, data.num_outputs, x, lr=cfg.lr)
+    epochs = cfg.epochs if cfg.epochs is not None else int(r.fit["epochs"])
+    bs = cfg.batch_size if cfg.batch_size is not None else int(r.fit["batch_size"])
+    return model, epochs, bs, r.callbacks(epochs), chosen
+
+
 def _launch(cfg: TrainConfig, argv: list[str], debug: bool) -> int:
     """``--nproc N``: check what can be checked here, then run N processes through torchrun."""
     if torch.cuda.is_available() and int(cfg.nproc) > torch.cuda.device_count():  # type: ignore[arg-type]
@@ -138,30 +180,29 @@ def run_train(cfg: TrainConfig, argv: list[str], debug: bool = False) -> int:
     x, y = data.x, data.y
     if data.task == "classify" and not data.classes:
         data.classes = [str(i) for i in range(int(np.max(y)) + 1)]
-    model = task_model(data.task, x.num_features, data.num_outputs, x, y, per_step=data.per_step, units=cfg.units,
-                       layers=cfg.layers, lr=cfg.lr)
-    model.preprocessing = preprocessing_of(data, cfg.data)
-    epochs = cfg.epochs if cfg.epochs is not None else CLASSIFIER_FIT["epochs"]
-    callbacks: list[Any] = [StepDecay((int(epochs * 0.6), int(epochs * 0.85)))]
-    if cfg.patience and (val is not None or cfg.val_split):
-        callbacks.append(EarlyStopping("val_loss", patience=cfg.patience, restore_best_weights=True))
     err: BaseException | None = None
     out = ckdir = resume = None
+    previous: str | None = None  # the recipe of the run being resumed
     if main_rank:  # rank 0 decides (the others may not see the same disk), then every rank agrees
         try:
             out, ckdir, resume = plan_outputs(cfg)
-        except ConfigError as e:
+            if resume is not None:
+                previous = load_checkpoint(resume).preprocessing.get("recipe", {}).get("name")
+        except (ConfigError, CheckpointError) as e:
             err = e
     if ctx is not None:
         ctx.check(err)
-        paths = json.dumps([str(ckdir) if ckdir else None, str(resume) if resume else None])
-        ck, rs = json.loads(ctx.broadcast_bytes(paths.encode() if main_rank else None).decode())
+        paths = json.dumps([str(ckdir) if ckdir else None, str(resume) if resume else None, previous])
+        ck, rs, previous = json.loads(ctx.broadcast_bytes(paths.encode() if main_rank else None).decode())
         ckdir, resume = (Path(ck) if ck else None), (Path(rs) if rs else None)  # only rank 0 reads or writes them
     elif err is not None:
         raise err
+    model, epochs, batch_size, callbacks, chosen = build_model(cfg, data, ctx, previous)
+    model.preprocessing = {**preprocessing_of(data, cfg.data), **chosen}
+    if cfg.patience and (val is not None or cfg.val_split):
+        callbacks.append(EarlyStopping("val_loss", patience=cfg.patience, restore_best_weights=True))
     t0 = time.perf_counter()
-    hist = model.fit(x, y, batch_size=CLASSIFIER_FIT["batch_size"] if cfg.batch_size is None else cfg.batch_size,
-                     epochs=epochs, validation_data=val, validation_split=cfg.val_split if val is None else 0.0,
+    hist = model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=val, validation_split=cfg.val_split if val is None else 0.0,
                      batching=cfg.batching, seed=cfg.seed, max_steps=cfg.max_steps, tbptt=cfg.tbptt,
                      callbacks=callbacks, verbose=0 if cfg.quiet else 1, checkpoint_dir=ckdir,
                      checkpoint_every=cfg.checkpoint_every, resume_from=resume, overwrite_checkpoints=bool(cfg.overwrite))
@@ -173,6 +214,8 @@ def run_train(cfg: TrainConfig, argv: list[str], debug: bool = False) -> int:
                 write_run(out, model, hist.history)
             last = {k: v[-1] for k, v in hist.history.items()}
             print(f"task: {data.task}{' (per step)' if data.per_step and data.task == 'regress' else ''}")
+            if "recipe" in model.preprocessing:
+                print(f"model: {model.preprocessing['recipe']['name']}")
             for k in ("loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae"):
                 if k in last:
                     print(f"{k}: {last[k]:.4f}")

@@ -23,7 +23,7 @@ from padless.nn.base import Layer, OnnxValue, deserialize_layer, map_values, reg
 from padless.nn.bidirectional import Bidirectional
 from padless.nn.blocks import scan
 from padless.nn.conv import AveragePooling1D, Conv1D, MaxPooling1D
-from padless.nn.core import Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization
+from padless.nn.core import Activation, Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization, ReLU
 from padless.nn.functional import FunctionalGraph, Input
 from padless.nn.graph import Graph, LayerStack
 from padless.nn.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
@@ -31,6 +31,7 @@ from padless.nn.normalization import BatchNormalization, LayerNormalization
 from padless.nn.output import Rescaling
 from padless.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from padless.nn.recurrent import GRU, LSTM, Recurrent, RunOutput, SimpleRNN
+from padless.nn.sequence_norm import SequenceStandardization
 from padless.nn.stream import Stream
 from padless.nn.wrappers import SpatialDropout1D, TimeDistributed
 
@@ -40,4 +41,5 @@ __all__ = ["Layer", "OnnxValue", "serialize_layer", "deserialize_layer", "regist
            "Conv1D", "MaxPooling1D", "AveragePooling1D", "BatchNormalization", "LayerNormalization",
            "MultiHeadAttention", "AttentionPooling1D", "TimeDistributed", "SpatialDropout1D", "Rescaling",
            "Graph", "LayerStack", "FunctionalGraph", "Input", "Concatenate", "Add", "Subtract", "Multiply",
-           "Average", "Maximum", "Minimum", "Stream", "to_batch", "from_batch"]
+           "Average", "Maximum", "Minimum", "SequenceStandardization", "Activation", "ReLU", "Stream", "to_batch",
+           "from_batch"]

@@ -1,7 +1,8 @@
 """Per-step Keras layers that work on ragged batches and on per-sequence vectors alike.
 
 Owns: :class:`Dense`, :class:`Dropout`, :class:`GaussianNoise`, :class:`Masking`, :class:`Embedding` and
-:class:`Normalization`, each with its config and its ONNX form, and :class:`TorchModule` (any plain
+:class:`Normalization`, :class:`Activation` / :class:`ReLU`, each with its config and its ONNX form, and
+:class:`TorchModule` (any plain
 ``torch.nn.Module`` used as a per-step layer). Applied to a
 :class:`~padless.data.collate.RaggedBatch` a layer transforms every real position of the layout (so
 per-step heads cost nothing extra); applied to a (B, F) tensor it transforms each row.
@@ -27,10 +28,12 @@ from torch import nn
 from padless.data.collate import RaggedBatch
 from padless.data.inputs import as_ragged
 from padless.errors import ConfigError, DataError
-from padless.nn.activations import Activation, activation_onnx, resolve_activation
+from padless.nn.activations import Activation as ActivationFn
+from padless.nn.activations import activation_onnx, resolve_activation
 from padless.nn.base import Layer, OnnxValue, map_values
 
-__all__ = ["Dense", "Dropout", "GaussianNoise", "Masking", "Embedding", "Normalization", "TorchModule"]
+__all__ = ["Dense", "Dropout", "GaussianNoise", "Masking", "Embedding", "Normalization", "TorchModule", "Activation",
+           "ReLU"]
 
 
 def _positive(value: Any, what: str, layer: str) -> int:
@@ -58,7 +61,7 @@ class Dense(Layer):
         torch.Size([5, 3])
     """
 
-    def __init__(self, units: int, activation: str | Activation | None = None, use_bias: bool = True,
+    def __init__(self, units: int, activation: str | ActivationFn | None = None, use_bias: bool = True,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = _positive(units, "units", "Dense")
@@ -107,6 +110,54 @@ class Dense(Layer):
         if self.linear.bias is not None:
             y = g.op("Add", [y, g.const("dense_b", _torch_np(self.linear.bias))], "dense_b")
         return OnnxValue(activation_onnx(g, self.activation_name, y, self.describe()), x.seq, self.units)
+
+
+class Activation(Layer):
+    """An activation as a layer of its own (Keras ``Activation``), per step or per sequence.
+
+    Example:
+        >>> import torch
+        >>> Activation("relu")(torch.tensor([[-1.0, 2.0]])).tolist()
+        [[0.0, 2.0]]
+    """
+
+    def __init__(self, activation: str | ActivationFn | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.activation_name, self._act = resolve_activation(activation)
+        self.finish_init()
+
+    @property
+    def activation(self) -> str | None:
+        return self.activation_name
+
+    def get_config(self) -> dict[str, Any]:
+        if self.activation_name is None:
+            raise ConfigError(f"layer {self.describe()} uses a custom activation callable, which cannot be saved: "
+                              "pass the activation by name (e.g. 'relu')")
+        return super().get_config()
+
+    def forward(self, x: Any) -> Any:
+        return map_values(x, self._act)
+
+    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
+        return OnnxValue(activation_onnx(g, self.activation_name, x.name, self.describe()), x.seq, x.size)
+
+
+class ReLU(Activation):
+    """``max(x, 0)`` as a layer (Keras ``ReLU``, default arguments).
+
+    Example:
+        >>> ReLU().activation
+        'relu'
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("relu", **kwargs)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.pop("activation", None)
+        return cfg
 
 
 class Dropout(Layer):

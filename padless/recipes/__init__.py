@@ -1,0 +1,19 @@
+"""Ready-made models: classifier recipes by name, a model for every task, and choosing a recipe on
+validation data.
+
+Owns: the re-exports below (:mod:`~padless.recipes.classify`, :mod:`~padless.recipes.tasks`,
+:mod:`~padless.recipes.selection`). Does not own: layers, models, training.
+
+Example:
+    >>> from padless.recipes import RECIPES
+    >>> sorted(RECIPES)
+    ['bigru', 'fcn', 'lstm-fcn', 'resnet']
+"""
+
+from padless.recipes.classify import RECIPES, Recipe, recipe
+from padless.recipes.selection import AUTO_CANDIDATES, DEFAULT_BUDGET_S, Selection, select_recipe, stratified_split
+from padless.recipes.tasks import CLASSIFIER_FIT, TASKS, StepDecay, parse_layers, sequence_classifier, task_model
+
+__all__ = ["RECIPES", "Recipe", "recipe", "AUTO_CANDIDATES", "DEFAULT_BUDGET_S", "Selection", "select_recipe",
+           "stratified_split", "CLASSIFIER_FIT", "TASKS", "StepDecay", "parse_layers",
+           "sequence_classifier", "task_model"]
