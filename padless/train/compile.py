@@ -276,7 +276,11 @@ def compile_config(c: Compiled | None) -> dict[str, Any] | None:
     if c.keras_optimizer is not None:
         opt = {"class": c.keras_optimizer.torch_class.__name__, "config": {}, **(opt or {}),
                "keras": serialize_optimizer(c.keras_optimizer)}
-    return {"loss": c.loss.config(), "metrics": [m.config() for m in c.metrics], "optimizer": opt}
+    metrics = [m.config() for m in c.metrics]
+    if None in metrics:
+        warnings.warn("custom metric functions cannot be saved: the saved compile settings leave out "
+                      f"{[m.name for m, cfg in zip(c.metrics, metrics) if cfg is None]}", stacklevel=2)
+    return {"loss": c.loss.config(), "metrics": [m for m in metrics if m is not None], "optimizer": opt}
 
 
 def compile_from_config(model: Graph, cfg: dict[str, Any], device: str | torch.device = "cpu") -> Compiled:

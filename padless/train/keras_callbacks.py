@@ -252,8 +252,10 @@ class BackupAndRestore(Callback):
     """Keras' fault tolerance on padless' exact checkpoints: ``fit`` writes checkpoints to ``backup_dir``
     (every epoch; with an integer ``save_freq`` also every that many batches) and, when ``backup_dir``
     already holds one, resumes from it - weights, optimizer state, position in the epoch, random
-    generators and callbacks (Keras restores the weights and the epoch only). After a run that finishes,
-    the checkpoints are deleted when ``delete_checkpoint`` (and the folder, once empty).
+    generators and callbacks (Keras restores the weights and the epoch only), so the resumed run ends
+    bitwise where an uninterrupted one would. Its History holds the whole run, as after any padless resume
+    (Keras': only the epochs after the restore). After a run that finishes, the checkpoints are deleted
+    when ``delete_checkpoint`` (and the folder, once empty).
 
     Args:
         backup_dir: the checkpoint folder.

@@ -75,7 +75,8 @@ class Loss:
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
         """Keras' ``loss(y_true, y_pred)``: the mean over items (weighted sum / item count)."""
-        pred = torch.as_tensor(y_pred, dtype=torch.float32)
+        pred = torch.as_tensor(y_pred)
+        pred = pred if pred.is_floating_point() else pred.float()
         item = self.per_item(pred, torch.as_tensor(y_true), False)
         if sample_weight is not None:
             item = item * torch.as_tensor(sample_weight, dtype=item.dtype).reshape(-1)
