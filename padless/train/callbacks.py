@@ -151,7 +151,7 @@ def monitor_mode(monitor: str, mode: str, model: Any, owner: str) -> str:
         return "min"
     compiled = getattr(model, "compiled", None)
     for m in getattr(compiled, "metrics", None) or []:
-        if m.name == name:
+        if m.name == name and getattr(m, "direction", None) in ("up", "down"):
             return "max" if m.direction == "up" else "min"
     raise ConfigError(f"{owner} callback received monitor={monitor}, but padless isn't able to automatically determine "
                       "whether that metric should be maximized or minimized. Pass `mode='max'` in order to monitor "
@@ -226,7 +226,7 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs: Logs | None = None) -> None:
-        if self.stopped_epoch > 0 and self.verbose > 0:
+        if (self.stopped_epoch or 0) > 0 and self.verbose > 0:  # None: restored from an older checkpoint
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self._best_state is not None:
             if self.verbose > 0:

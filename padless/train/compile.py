@@ -226,7 +226,8 @@ def compile_model(
             raise ConfigError(f"compile got an optimizer object and also optimizer settings {sorted(optimizer_kwargs)}; "
                               "set them on the optimizer object instead")
         opt, spec = optimizer, None
-    elif isinstance(optimizer, (str, Optimizer)) or (isinstance(optimizer, dict) and "keras" in optimizer):
+    elif (isinstance(optimizer, (str, Optimizer)) or (isinstance(optimizer, type) and issubclass(optimizer, Optimizer))
+          or (isinstance(optimizer, dict) and "keras" in optimizer)):
         spec = get_optimizer(optimizer["keras"] if isinstance(optimizer, dict) else optimizer, **optimizer_kwargs)
     elif not (callable(optimizer) or (isinstance(optimizer, dict) and "class" in optimizer)):
         raise ConfigError(f"optimizer must be a name, a Keras optimizer, a torch optimizer or a callable; got "

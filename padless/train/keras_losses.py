@@ -29,7 +29,8 @@ from padless.errors import ConfigError, DataError
 from padless.train.losses import Loss, keras_loss_args, register_loss
 
 __all__ = ["Huber", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "LogCosh", "KLDivergence",
-           "Poisson", "Hinge", "SquaredHinge", "CategoricalHinge", "CosineSimilarity", "KERAS_LOSSES"]
+           "Poisson", "Hinge", "SquaredHinge", "CategoricalHinge", "CosineSimilarity", "KERAS_LOSSES",
+           "check_one_per_output"]
 
 EPSILON = 1e-7  # keras.backend.epsilon()
 
@@ -45,6 +46,17 @@ class _Elementwise(Loss):
 
     def term(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def check_targets(self, y: torch.Tensor, num_outputs: int) -> None:
+        check_one_per_output(self.name, y, num_outputs)
+
+
+def check_one_per_output(name: str, y: torch.Tensor, num_outputs: int) -> None:
+    """Raise a DataError unless every item has one target value per output (as Keras' shapes need)."""
+    per_item = 1 if y.dim() == 1 else int(y.shape[-1])
+    if per_item != num_outputs:
+        raise DataError(f"{name} needs one target value per output: the model has {num_outputs} outputs, the targets "
+                        f"{per_item} value(s) per item (one-hot encode class labels, or use a loss for class ids)")
 
 
 class Huber(_Elementwise):
@@ -141,6 +153,7 @@ class Hinge(_Elementwise):
         return (1.0 - y * out).clamp_min(0.0)
 
     def check_targets(self, y: torch.Tensor, num_outputs: int) -> None:
+        check_one_per_output(self.name, y, num_outputs)
         _check_hinge(self.name, y)
 
 
@@ -166,6 +179,10 @@ class CategoricalHinge(_Elementwise):
         pos = (yy * out).sum(-1)
         neg = ((1.0 - yy) * out).amax(-1)
         return (neg - pos + 1.0).clamp_min(0.0)
+
+    def check_targets(self, y: torch.Tensor, num_outputs: int) -> None:
+        if y.dim() > 1 and y.shape[-1] > 1:  # else class labels, one-hot encoded
+            check_one_per_output(self.name, y, num_outputs)
 
 
 class CosineSimilarity(_Elementwise):

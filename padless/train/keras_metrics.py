@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from padless.errors import ConfigError
+from padless.errors import ConfigError, DataError
 from padless.train import keras_losses as kl
 from padless.train import losses as pl
 from padless.train.metrics import Metric, register_metric
@@ -66,7 +66,11 @@ class _LossMetric(Metric):
         return dict(self.kwargs)
 
     def sums(self, prob: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        item = self.loss.per_item(prob, pl.same_rank(y, prob), False)
+        try:
+            item = self.loss.per_item(prob, pl.same_rank(y, prob), False)
+        except RuntimeError as e:  # shapes that cannot pair up
+            raise DataError(f"metric {self.name!r}: the targets ({tuple(y.shape)}) do not fit the outputs "
+                            f"({tuple(prob.shape)}): {str(e).splitlines()[0]}") from None
         return (self.sign * item.double()).sum().reshape(1)
 
 

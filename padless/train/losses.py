@@ -212,6 +212,12 @@ class _Regression(Loss):
     def elementwise(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def check_targets(self, y: torch.Tensor, num_outputs: int) -> None:
+        per_item = 1 if y.dim() == 1 else int(y.shape[-1])
+        if per_item != num_outputs:
+            raise DataError(f"{self.name} needs one target value per output: the model has {num_outputs} outputs, the "
+                            f"targets {per_item} value(s) per item")
+
 
 class MeanSquaredError(_Regression):
     """Mean squared error over the output columns."""

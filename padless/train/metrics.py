@@ -58,12 +58,13 @@ class Metric:
     Attributes:
         name: the name in the logs (``history.history[name]``).
         size: length of the sums vector.
-        direction: ``"up"`` when larger is better (callbacks' ``mode="auto"``), else ``"down"``.
+        direction: ``"up"`` when larger is better (callbacks' ``mode="auto"``), ``"down"`` when smaller is,
+            None when unknown.
     """
 
     name: str = "metric"
     size: int = 1
-    direction: ClassVar[str] = "up"
+    direction: ClassVar[str | None] = "up"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -199,7 +200,7 @@ class MeanMetricWrapper(Metric):
     more axes are averaged per item first, as Keras' ``MeanMetricWrapper``). Cannot be saved by name."""
 
     name = "mean_metric_wrapper"
-    direction = "down"
+    direction = None  # unknown: mode="auto" callbacks refuse it, as Keras
 
     def __init__(self, fn: Callable[..., Any], name: str | None = None, dtype: Any = None, **kw: Any) -> None:
         super().__init__(name or getattr(fn, "__name__", "metric"), dtype, **kw)

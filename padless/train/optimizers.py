@@ -187,9 +187,9 @@ _TORCH_ALIASES = {"lr": "learning_rate", "eps": "epsilon", "alpha": "rho"}
 
 
 def get(identifier: Any, **kwargs: Any) -> Optimizer:
-    """An :class:`Optimizer` from a name (``"adam"``; ``kwargs`` are its settings, Keras names or torch's
-    ``lr``/``betas``/``eps``/``alpha``; any other torch setting goes to ``torch_options``), an Optimizer, or a
-    saved config.
+    """An :class:`Optimizer` from a name (``"adam"``) or class (``kwargs`` are its settings, Keras names or
+    torch's ``lr``/``betas``/``eps``/``alpha``; any other torch setting goes to ``torch_options``), an Optimizer
+    object, or a saved config.
 
     Raises:
         ConfigError: an unknown name or setting.
@@ -201,6 +201,8 @@ def get(identifier: Any, **kwargs: Any) -> Optimizer:
         return identifier
     if isinstance(identifier, dict):
         return deserialize(identifier)
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier(**_keras_kwargs(identifier, kwargs))
     key = str(identifier).lower()
     cls = optimizer_classes().get(key)
     if cls is None:

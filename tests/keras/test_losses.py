@@ -199,3 +199,11 @@ def test_crossentropy_alias_picks_by_the_output():
     m3 = model(out=3)
     m3.compile("adam", "ce")
     assert m3.compiled.loss_name == "categorical_crossentropy"
+
+
+@pytest.mark.parametrize("name", ["mse", "huber", "kld", "poisson", "cosine_similarity", "hinge"])
+def test_targets_that_do_not_match_the_outputs_are_refused_before_training(name):
+    m = model(out=3)
+    m.compile("adam", name)
+    with pytest.raises(DataError, match="one target value per output"):
+        m.fit(sequences(), classes(), verbose=0)  # class ids for 3 outputs

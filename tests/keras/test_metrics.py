@@ -184,3 +184,28 @@ def test_metric_objects_by_class_and_function():
     h = m.fit(xs, y, epochs=1, verbose=0)
     assert list(h.history) == ["loss", "mean_pred", "sparse_categorical_accuracy"]
     assert h.history["mean_pred"][0] == pytest.approx(1 / 3, rel=1e-5)  # softmax rows average 1/3
+
+
+def test_sums_keep_their_length_for_a_process_without_batches():
+    from padless.train.inference import reduce_totals
+    from padless.train.state import EpochTotals
+
+    class OneProcess:  # all-reduce of one process: what it sends comes back
+        def sum(self, vec):
+            return list(vec)
+
+    auc = AUC(num_thresholds=11)
+    got = reduce_totals(EpochTotals(), ["loss", "auc"], OneProcess(), {"loss": 1, "auc": auc.size})
+    assert got.sums["auc"].shape == (2 * 11 + 2,) and got.sums["loss"].shape == (1,)
+
+
+def test_auto_mode_refuses_a_function_metric_as_keras():
+    from padless.callbacks import EarlyStopping
+
+    def my_metric(y_true, y_pred):
+        return y_pred[:, 0]
+
+    m = model()
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=[my_metric])
+    with pytest.raises(ConfigError, match="maximized or minimized"):
+        m.fit(sequences(), classes(), verbose=0, callbacks=[EarlyStopping(monitor="my_metric")])

@@ -255,3 +255,11 @@ def test_optimizer_survives_save_load_fit(tmp_path, opt):
     assert o.iterations == 4
     if isinstance(opt._learning_rate, schedules.LearningRateSchedule):
         assert back.compiled.optimizer.param_groups[0]["lr"] == pytest.approx(opt._learning_rate(3))
+
+
+def test_optimizer_class_and_unknown_names():
+    m = model()
+    m.compile(optimizer=Adam, loss="sparse_categorical_crossentropy", learning_rate=5e-3)  # a class, as a name
+    assert isinstance(m.optimizer, Adam) and float(m.optimizer.learning_rate) == 5e-3
+    with pytest.raises(ConfigError, match=r"unknown optimizer 'adamm'\. Did you mean 'adam'"):
+        m.compile("adamm", "mse")
