@@ -204,7 +204,8 @@ class CSVLogger(Callback):
         self.keys, self._resume = None, None
 
     def _open(self) -> None:
-        if self._resume is not None:  # cut what an interrupted run wrote after its checkpoint, then append
+        if self._resume is not None and Path(self.filename).exists():
+            # resuming: cut what an interrupted run wrote after its checkpoint, then append
             self._file = open(self.filename, "r+", newline="")  # noqa: SIM115 - closed at train end
             self._file.truncate(int(self._resume["offset"]))
             self._file.seek(int(self._resume["offset"]))
