@@ -22,6 +22,7 @@ LEVELS = {
     "padless.train": 4,
     "padless.export": 5,
     "padless.models": 6, "padless.layers": 6,
+    "padless.optimizers": 6, "padless.losses": 6, "padless.metrics": 6, "padless.callbacks": 6,
     "padless.recipes": 7, "padless.bench": 7,
     "padless.demo": 8,
     "padless.cli": 9, "padless.__main__": 9,

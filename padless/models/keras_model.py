@@ -27,10 +27,13 @@ import torch
 
 from padless.errors import CheckpointError, ConfigError
 from padless.export.build import export_onnx
+from padless.train.batch_ops import predict_on_batch, test_on_batch, train_on_batch
 from padless.train.callbacks import Callback, CallbackList, History
 from padless.train.compile import Compiled, compile_config, compile_model
+from padless.train.keras_callbacks import backup_options
 from padless.train.inference import evaluate as evaluate_graph
 from padless.train.inference import predict as predict_graph
+from padless.train.optimizer_base import Optimizer
 from padless.train.options import FitOptions
 from padless.train.saving import read_weights, write_model, write_weights
 from padless.train.trainer import Trainer
@@ -115,9 +118,13 @@ class KerasModel:
         return self.compiled
 
     @property
-    def optimizer(self) -> OptimizerView | None:
-        """The optimizer (created once the model has weights), with Keras' ``learning_rate``."""
+    def optimizer(self) -> Optimizer | OptimizerView | None:
+        """The Keras optimizer object (``padless.optimizers.Adam``...; for a name given to ``compile`` too), or
+        for a torch optimizer given to ``compile`` a view of it with Keras' ``learning_rate`` (None until the
+        model has weights)."""
         c = self.compiled
+        if c is not None and c.keras_optimizer is not None:
+            return c.keras_optimizer
         if c is None or c.optimizer is None:
             return None
         return OptimizerView(c.optimizer)
@@ -148,6 +155,7 @@ class KerasModel:
             The :class:`~padless.train.callbacks.History` (``history.history`` holds losses and metrics;
             ``history.throughput`` the steps/s and padding waste).
         """
+        options = backup_options(callbacks, options)  # a BackupAndRestore callback sets the checkpoint options
         unknown = sorted(set(options) - set(FitOptions.__dataclass_fields__))
         if unknown:
             raise ConfigError(f"fit() does not take {unknown[0]!r}; padless options are: "
@@ -177,6 +185,23 @@ class KerasModel:
         cbs = CallbackList(list(callbacks or []), self) if callbacks else None
         return predict_graph(self, self.compiled, x, batch_size, verbose, lengths, batching, tbptt,  # type: ignore[arg-type]
                              self.merge_cost, cbs)
+
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                       class_weight: dict[Any, float] | None = None, return_dict: bool = False, *,
+                       lengths: Any = None) -> Any:
+        """One optimizer step on exactly this batch; its loss (and metrics) as Keras returns them."""
+        return train_on_batch(self, self._require_compiled(), x, y, sample_weight, class_weight, return_dict,  # type: ignore[arg-type]
+                              lengths=lengths, merge_cost=self.merge_cost)
+
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False, *,
+                      lengths: Any = None) -> Any:
+        """Loss (and metrics) of exactly this batch, without a step (Keras ``test_on_batch``)."""
+        return test_on_batch(self, self._require_compiled(), x, y, sample_weight, return_dict, lengths=lengths,  # type: ignore[arg-type]
+                             merge_cost=self.merge_cost)
+
+    def predict_on_batch(self, x: Any, *, lengths: Any = None) -> Any:
+        """Outputs for ``x`` as one batch (Keras ``predict_on_batch``)."""
+        return predict_on_batch(self, self.compiled, x, lengths=lengths, merge_cost=self.merge_cost)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ weights and files
     def save(self, path: str | os.PathLike[str], overwrite: bool = True, **kwargs: Any) -> None:

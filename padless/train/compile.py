@@ -1,13 +1,15 @@
 """Keras-style ``compile``: an optimizer, a loss and metrics for a model, and their saved form.
 
-Owns: :class:`Compiled` (what ``compile`` attaches to a model: the loss and metric objects, the optimizer
-- created once the model has weights - and the device), :func:`compile_model`, :func:`ensure_optimizer`,
-the optimizer names (``rmsprop``/``adam``/``adamw``/``sgd``/``adagrad`` with Keras defaults) and
+Owns: :class:`Compiled` (what ``compile`` attaches to a model: the loss and metric objects, the Keras
+optimizer object and its torch optimizer - created once the model has weights - and the device),
+:func:`compile_model` (names -> Keras optimizers with Keras' defaults: ``rmsprop``, ``adam``, ``adamw``,
+``sgd``, ``adagrad``, ``nadam``; Keras' other ``compile`` arguments), :func:`ensure_optimizer`, and
 :func:`compile_config` / :func:`compile_from_config` (the JSON form saved with a model and in checkpoints:
-the optimizer's torch class and every hyper-parameter, so ``load_model`` trains on with the same settings).
+the torch class and every setting, plus for a Keras optimizer its Keras config - schedule included - and
+its step count, so ``load_model`` trains on with the same optimizer at the same schedule step).
 
-Does not own: the losses and metrics themselves (:mod:`padless.train.losses`, :mod:`padless.train.metrics`),
-the loop (:mod:`padless.train.trainer`).
+Does not own: the losses, metrics and optimizers themselves (:mod:`padless.train.losses`,
+:mod:`padless.train.metrics`, :mod:`padless.train.optimizers`), the loop (:mod:`padless.train.trainer`).
 
 Example:
     >>> from padless.nn import GRU, Dense, LayerStack
@@ -19,48 +21,32 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import json
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from padless.errors import ConfigError
 from padless.nn.graph import Graph
+from padless.train import keras_losses, keras_metrics  # noqa: F401 - they register the Keras losses and metrics
 from padless.train.losses import Loss, get_loss
 from padless.train.metrics import Metric, get_metric
+from padless.train.optimizer_base import PADLESS_GROUP_KEYS, Optimizer, optimizer_classes
+from padless.train.optimizers import deserialize as deserialize_optimizer
+from padless.train.optimizers import get as get_optimizer
+from padless.train.optimizers import serialize as serialize_optimizer
 
 __all__ = ["Compiled", "compile_model", "ensure_optimizer", "compile_config", "compile_from_config", "OPTIMIZERS",
            "resolve_device", "optimizer_config", "optimizer_from_config"]
 
 
-# Keras defaults: RMSprop(lr=1e-3, rho=0.9, eps=1e-7), Adam(lr=1e-3, eps=1e-7), SGD(lr=0.01).
-# foreach=True: one multi-tensor update instead of a Python loop over parameters (same numbers, faster on
-# CPU for small recurrent models; PyTorch turns it on by default only on CUDA).
-def _rmsprop(p: Any, lr: float = 1e-3, **kw: Any) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(p, lr=lr, alpha=kw.pop("rho", 0.9), eps=kw.pop("epsilon", 1e-7), **{"foreach": True, **kw})
+# Named optimizers are the Keras classes (padless.train.optimizers), with Keras' defaults.
+OPTIMIZERS: dict[str, type[Optimizer]] = optimizer_classes()
 
-
-def _adam(p: Any, lr: float = 1e-3, **kw: Any) -> torch.optim.Optimizer:
-    return torch.optim.Adam(p, lr=lr, eps=kw.pop("epsilon", 1e-7), **{"foreach": True, **kw})
-
-
-def _adamw(p: Any, lr: float = 1e-3, **kw: Any) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(p, lr=lr, eps=kw.pop("epsilon", 1e-7), **{"foreach": True, **kw})
-
-
-def _sgd(p: Any, lr: float = 0.01, **kw: Any) -> torch.optim.Optimizer:
-    return torch.optim.SGD(p, lr=lr, **{"foreach": True, **kw})
-
-
-def _adagrad(p: Any, lr: float = 1e-3, **kw: Any) -> torch.optim.Optimizer:
-    return torch.optim.Adagrad(p, lr=lr, **{"foreach": True, **kw})
-
-
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "rmsprop": _rmsprop, "adam": _adam, "adamw": _adamw, "sgd": _sgd, "adagrad": _adagrad,
-}
+# Keras compile() arguments that only tune execution speed in Keras: accepted, no effect here.
+_SPEED_ONLY = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -72,7 +58,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def optimizer_config(opt: torch.optim.Optimizer) -> dict[str, Any]:
     """``{"class": "Adam", "config": {lr, betas, ...}}``: the torch class and the first group's settings."""
-    group = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
+    group = {k: v for k, v in opt.param_groups[0].items() if k != "params" and k not in PADLESS_GROUP_KEYS}
     cfg: dict[str, Any] = {}
     for k, v in group.items():
         if isinstance(v, torch.Tensor):
@@ -111,13 +97,13 @@ class Compiled:
     """What :func:`compile_model` attaches to a model.
 
     Attributes:
-        optimizer: the optimizer, or None until the model has weights.
+        optimizer: the torch optimizer, or None until the model has weights.
         loss: the :class:`~padless.train.losses.Loss`.
         metrics: the :class:`~padless.train.metrics.Metric` objects.
         device: where the model trains.
-        optimizer_spec: what ``compile`` was given (a name, a callable, a saved config) until the optimizer
-            is created.
-        optimizer_kwargs: keyword arguments for a named optimizer (``lr=...``).
+        optimizer_spec: what ``compile`` was given (a Keras optimizer, a callable, a saved config) until the
+            optimizer is created; a Keras optimizer stays here (it is ``model.optimizer``).
+        optimizer_kwargs: keyword arguments ``compile`` passed on to the optimizer.
         final_activation: the model's output activation (folded into the loss when possible).
     """
 
@@ -130,18 +116,29 @@ class Compiled:
     final_activation: str | None = None
 
     @property
+    def keras_optimizer(self) -> Optimizer | None:
+        """The Keras optimizer object (None for a torch optimizer or a callable)."""
+        return self.optimizer_spec if isinstance(self.optimizer_spec, Optimizer) else None
+
+    @property
     def loss_name(self) -> str | None:
-        """The loss's name, or None for a custom callable."""
-        return self.loss.config()
+        """The loss's registered name, or None for a custom callable (which cannot be saved)."""
+        return None if self.loss.config() is None else self.loss.name
 
     @property
     def metric_names(self) -> list[str]:
         return [m.name for m in self.metrics]
 
     @property
+    def sum_sizes(self) -> dict[str, int]:
+        """Length of each log's sums vector (``loss``: 1)."""
+        return {"loss": 1, **{m.name: int(m.size) for m in self.metrics}}
+
+    @property
     def uses_logits(self) -> bool:
         """True when the loss is computed from the output layer's pre-activation (stable)."""
-        return self.loss.folds is not None and self.final_activation == self.loss.folds
+        return (self.loss.folds is not None and self.final_activation == self.loss.folds
+                and not getattr(self.loss, "from_logits", False))
 
     @property
     def integer_labels(self) -> bool:
@@ -167,6 +164,17 @@ class Compiled:
         self.loss.check_targets(y, num_outputs)
 
 
+def _keras_compile_args(kwargs: dict[str, Any]) -> None:
+    """Take Keras' other ``compile`` arguments out of ``kwargs``: speed settings have no effect here; loss
+    weights and weighted metrics are refused unless empty."""
+    for k in _SPEED_ONLY:
+        kwargs.pop(k, None)
+    for k in ("loss_weights", "weighted_metrics"):
+        if kwargs.pop(k, None) not in (None, [], {}, ()):
+            raise ConfigError(f"compile({k}=...) is not supported by padless (one output, plain metrics); "
+                              f"remove {k}")
+
+
 def compile_model(
     model: Graph,
     optimizer: Any = "rmsprop",
@@ -179,43 +187,52 @@ def compile_model(
 
     Args:
         model: the model graph (its weights move to ``device``).
-        optimizer: a name (``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"sgd"``, ``"adagrad"``), a
-            ``torch.optim.Optimizer`` instance, a callable ``params -> Optimizer``, or a saved config
-            (``{"class": ..., "config": ...}``).
+        optimizer: a name (``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"sgd"``, ``"adagrad"``, ``"nadam"``: the
+            Keras optimizer with Keras' defaults), a Keras optimizer object (``padless.optimizers.Adam(3e-3)``),
+            a ``torch.optim.Optimizer`` instance, a callable ``params -> Optimizer``, or a saved config.
         loss: a loss name, a :class:`~padless.train.losses.Loss`, a Keras-style callable
             ``loss(y_true, y_pred)`` or a ``torch.nn`` loss module.
-        metrics: names (``"accuracy"``, ``"mae"``, ``"mse"``) or Metric objects.
+        metrics: names (the name is also the log name, as in Keras) or Metric objects.
         device: ``"auto"`` (CUDA if present), ``"cpu"``, ``"cuda"``...
-        **optimizer_kwargs: e.g. ``lr=3e-3`` (or Keras' ``learning_rate=3e-3``).
+        **optimizer_kwargs: settings of a named optimizer, e.g. ``learning_rate=3e-3`` (or torch's ``lr=``).
+            Keras' ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and ``auto_scale_loss`` are
+            accepted and have no effect; ``loss_weights`` and ``weighted_metrics`` are refused.
 
     Raises:
         ConfigError: no loss, an unknown name, or settings that cannot apply.
     """
     dev = resolve_device(device)
+    _keras_compile_args(optimizer_kwargs)
     if loss is None:
         raise ConfigError("compile needs a loss, e.g. loss='categorical_crossentropy'")
+    if isinstance(loss, str) and loss.lower() in ("crossentropy", "ce"):  # Keras picks by the output's shape
+        loss = "binary_crossentropy" if model.output_size == 1 else "categorical_crossentropy"
     loss_obj = get_loss(loss)
-    metric_objs = [get_metric(m, loss_obj.config()) for m in metrics or []]
-    if "learning_rate" in optimizer_kwargs:
-        if "lr" in optimizer_kwargs:
-            raise ConfigError("pass either lr= or learning_rate=, not both")
-        optimizer_kwargs["lr"] = optimizer_kwargs.pop("learning_rate")
+    loss_key = None if loss_obj.config() is None else loss_obj.name
+    metric_objs = [get_metric(m, loss_key) for m in metrics or []]
+    names = [m.name for m in metric_objs]
+    dup = sorted({n for n in names if names.count(n) > 1 or n == "loss"})
+    if dup:
+        raise ConfigError(f"two metrics would log under the name {dup[0]!r} (or it clashes with 'loss'); give one "
+                          "of them another name, e.g. AUC(curve='PR', name='pr_auc')")
+    if getattr(loss_obj, "from_logits", False) and model.output_activation in ("softmax", "sigmoid"):
+        warnings.warn(f"the loss has from_logits=True but the model ends with a {model.output_activation} "
+                      "activation, so its outputs are not logits (Keras warns about this too)", stacklevel=3)
     model.to(dev)
     opt: torch.optim.Optimizer | None = None
+    spec: Any = optimizer
     if isinstance(optimizer, torch.optim.Optimizer):
         if optimizer_kwargs:
             raise ConfigError(f"compile got an optimizer object and also optimizer settings {sorted(optimizer_kwargs)}; "
                               "set them on the optimizer object instead")
-        opt = optimizer
-    elif isinstance(optimizer, str):
-        if optimizer.lower() not in OPTIMIZERS:
-            close = difflib.get_close_matches(optimizer.lower(), list(OPTIMIZERS), n=3, cutoff=0.5)
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise ConfigError(f"unknown optimizer {optimizer!r}.{hint} Valid names: {', '.join(sorted(OPTIMIZERS))}")
+        opt, spec = optimizer, None
+    elif (isinstance(optimizer, (str, Optimizer)) or (isinstance(optimizer, type) and issubclass(optimizer, Optimizer))
+          or (isinstance(optimizer, dict) and "keras" in optimizer)):
+        spec = get_optimizer(optimizer["keras"] if isinstance(optimizer, dict) else optimizer, **optimizer_kwargs)
     elif not (callable(optimizer) or (isinstance(optimizer, dict) and "class" in optimizer)):
-        raise ConfigError(f"optimizer must be a name, a torch optimizer or a callable; got {type(optimizer).__name__}")
-    compiled = Compiled(optimizer=opt, loss=loss_obj, metrics=metric_objs, device=dev,
-                        optimizer_spec=None if opt is not None else optimizer,
+        raise ConfigError(f"optimizer must be a name, a Keras optimizer, a torch optimizer or a callable; got "
+                          f"{type(optimizer).__name__}")
+    compiled = Compiled(optimizer=opt, loss=loss_obj, metrics=metric_objs, device=dev, optimizer_spec=spec,
                         optimizer_kwargs=dict(optimizer_kwargs), final_activation=model.output_activation)
     if opt is None and model.built:
         ensure_optimizer(model, compiled)
@@ -232,32 +249,39 @@ def ensure_optimizer(model: Graph, c: Compiled) -> torch.optim.Optimizer:
         params = [p for p in model.parameters() if p.requires_grad]
         spec = c.optimizer_spec
         try:
-            if isinstance(spec, str):
-                c.optimizer = OPTIMIZERS[spec.lower()](params, **c.optimizer_kwargs)
+            if isinstance(spec, Optimizer):
+                c.optimizer = spec.build(params)
             elif isinstance(spec, dict):
                 c.optimizer = optimizer_from_config(spec, params)
             else:
                 c.optimizer = spec(params)
         except (ValueError, TypeError) as e:  # torch: "Invalid learning rate: -1.0", unknown keyword, ...
-            name = spec if isinstance(spec, str) else getattr(spec, "__name__", type(spec).__name__)
+            if isinstance(e, ConfigError):
+                raise
+            name = getattr(spec, "__name__", type(spec).__name__)
             raise ConfigError(f"optimizer {name!r} refused its settings {c.optimizer_kwargs}: {e}") from None
     return c.optimizer  # type: ignore[return-value]
 
 
 def compile_config(c: Compiled | None) -> dict[str, Any] | None:
-    """The JSON form of a compile: loss, metrics and the optimizer's class and settings (None when the loss
-    is a custom callable, which cannot be stored)."""
-    if c is None or c.loss_name is None:
+    """The JSON form of a compile: loss, metrics and the optimizer (its torch class and settings; for a Keras
+    optimizer also its Keras config and step count under ``"keras"``). None when the loss is a custom
+    callable, which cannot be stored."""
+    if c is None or c.loss.config() is None:
         return None
+    opt: Any = None
     if c.optimizer is not None:
-        opt: Any = optimizer_config(c.optimizer)
-    elif isinstance(c.optimizer_spec, str):
-        opt = {"name": c.optimizer_spec.lower(), "kwargs": dict(c.optimizer_kwargs)}
+        opt = optimizer_config(c.optimizer)
     elif isinstance(c.optimizer_spec, dict):
         opt = dict(c.optimizer_spec)
-    else:
-        opt = None
-    return {"loss": c.loss_name, "metrics": [m.config() for m in c.metrics], "optimizer": opt}
+    if c.keras_optimizer is not None:
+        opt = {"class": c.keras_optimizer.torch_class.__name__, "config": {}, **(opt or {}),
+               "keras": serialize_optimizer(c.keras_optimizer)}
+    metrics = [m.config() for m in c.metrics]
+    if None in metrics:
+        warnings.warn("custom metric functions cannot be saved: the saved compile settings leave out "
+                      f"{[m.name for m, cfg in zip(c.metrics, metrics) if cfg is None]}", stacklevel=2)
+    return {"loss": c.loss.config(), "metrics": [m for m in metrics if m is not None], "optimizer": opt}
 
 
 def compile_from_config(model: Graph, cfg: dict[str, Any], device: str | torch.device = "cpu") -> Compiled:
@@ -269,6 +293,8 @@ def compile_from_config(model: Graph, cfg: dict[str, Any], device: str | torch.d
     opt = cfg.get("optimizer")
     if isinstance(opt, str):  # files written by padless 0.1: a bare name
         return compile_model(model, opt, cfg["loss"], cfg.get("metrics"), device)
+    if isinstance(opt, dict) and "keras" in opt:
+        return compile_model(model, deserialize_optimizer(opt["keras"]), cfg["loss"], cfg.get("metrics"), device)
     if isinstance(opt, dict) and "name" in opt:
         return compile_model(model, opt["name"], cfg["loss"], cfg.get("metrics"), device, **opt.get("kwargs", {}))
     if isinstance(opt, dict) and "class" in opt:

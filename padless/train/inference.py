@@ -45,7 +45,7 @@ from padless.train.steps import BatchStepper, Step, forward_loss
 from padless.train.tbptt import SlotScheduler, check_tbptt, tbptt_steps
 
 __all__ = ["EvalResult", "run_eval", "eval_source", "evaluate", "predict", "check_batch_size", "check_verbose",
-           "result_functions", "reduce_totals"]
+           "result_functions", "reduce_totals", "limit_validation"]
 
 
 def check_batch_size(batch_size: Any) -> int:
@@ -74,13 +74,25 @@ def result_functions(compiled: Compiled) -> dict[str, Callable[[np.ndarray, floa
     return out
 
 
-def reduce_totals(totals: EpochTotals, keys: list[str], ctx: DistContext | None) -> EpochTotals:
-    """Totals summed over every process (unchanged in one process)."""
+def reduce_totals(totals: EpochTotals, keys: list[str], ctx: DistContext | None,
+                  sizes: dict[str, int] | None = None) -> EpochTotals:
+    """Totals summed over every process (unchanged in one process); ``sizes``: each key's vector length, for
+    a process that has not seen a batch (so every process sends vectors of the same length)."""
     if ctx is None:
         return totals
     for k in keys:
-        totals.sums.setdefault(k, np.zeros(1))
+        totals.sums.setdefault(k, np.zeros((sizes or {}).get(k, 1)))
     return totals.from_vector(keys, ctx.sum(totals.vector(keys)))
+
+
+def limit_validation(val: tuple[RaggedArray, Targets] | None, weights: torch.Tensor | None, steps: int | None,
+                     batch_size: int) -> tuple[tuple[RaggedArray, Targets] | None, torch.Tensor | None]:
+    """Keras' ``validation_steps``: the first ``steps * batch_size`` validation sequences (the ones Keras'
+    unshuffled batches would hold; padless batches them its own way, the figures are exact means)."""
+    if val is None or steps is None or steps * batch_size >= len(val[0]):
+        return val, weights
+    keep = np.arange(steps * batch_size)
+    return (val[0].take(keep), val[1].take(keep)), None if weights is None else weights[: len(keep)]
 
 
 @dataclass
@@ -172,7 +184,7 @@ def evaluate_prepared(model: Graph, compiled: Compiled, xr: RaggedArray, t: Targ
     if ctx is not None:
         ctx.check(err)
         keys = ["loss"] + compiled.metric_names
-        res.totals = reduce_totals(res.totals, keys, ctx)
+        res.totals = reduce_totals(res.totals, keys, ctx, compiled.sum_sizes)
         res.logs = res.totals.logs(result_functions(compiled)) if res.totals.count else {}
     return res
 

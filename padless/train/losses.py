@@ -27,7 +27,9 @@ from torch import nn
 
 from padless.errors import ConfigError, DataError
 
-__all__ = ["Loss", "CallableLoss", "get_loss", "LOSSES", "register_loss"]
+__all__ = ["Loss", "CallableLoss", "get_loss", "LOSSES", "register_loss", "keras_loss_args", "same_rank",
+           "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy", "MeanSquaredError",
+           "MeanAbsoluteError"]
 
 _EPS = 1e-7
 
@@ -36,15 +38,17 @@ class Loss:
     """A named loss. Subclasses implement :meth:`per_item`.
 
     Attributes:
-        name: the Keras name.
+        name: the registered name (``compile(loss=name)``, saved configs).
         integer_labels: takes integer class labels (sparse categorical cross-entropy).
         folds: the output activation this loss folds into a stable form from logits (``"softmax"`` or
             ``"sigmoid"``), or None.
+        from_logits: the model's outputs are logits (Keras' ``from_logits=True``).
     """
 
     name: ClassVar[str] = "loss"
     integer_labels: ClassVar[bool] = False
     folds: ClassVar[str | None] = None
+    from_logits: bool = False
 
     def per_item(self, out: torch.Tensor, y: torch.Tensor, from_logits: bool) -> torch.Tensor:
         """(n,) loss per sample or real step; ``out`` are logits when ``from_logits``."""
@@ -53,9 +57,42 @@ class Loss:
     def check_targets(self, y: torch.Tensor, num_outputs: int) -> None:
         """Raise a DataError naming the first target this loss cannot take (default: accept all)."""
 
-    def config(self) -> str | None:
-        """The name that rebuilds this loss (None: it cannot be saved by name)."""
-        return self.name
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that change the loss (Keras ``get_config``; default: none)."""
+        return {}
+
+    def config(self) -> str | dict[str, Any] | None:
+        """What rebuilds this loss: its name, or ``{"class_name": name, "config": ...}`` when its arguments are
+        not the defaults (None: it cannot be saved)."""
+        params = self.get_config()
+        if not params:
+            return self.name
+        try:
+            default = type(self)().get_config()
+        except TypeError:  # a subclass with required arguments
+            default = None
+        return self.name if params == default else {"class_name": self.name, "config": params}
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
+        """Keras' ``loss(y_true, y_pred)``: the mean over items (weighted sum / item count)."""
+        pred = torch.as_tensor(y_pred)
+        pred = pred if pred.is_floating_point() else pred.float()
+        item = self.per_item(pred, torch.as_tensor(y_true), False)
+        if sample_weight is not None:
+            item = item * torch.as_tensor(sample_weight, dtype=item.dtype).reshape(-1)
+        return item.sum() / max(int(item.shape[0]), 1)
+
+
+def keras_loss_args(owner: Any, reduction: Any, name: Any, dtype: Any) -> None:
+    """Check Keras' common loss arguments: padless computes one value per item and averages them, i.e.
+    Keras' default ``reduction="sum_over_batch_size"``; ``name`` is kept, ``dtype`` must be float32."""
+    cls = type(owner).__name__
+    if reduction not in ("sum_over_batch_size", "auto"):
+        raise ConfigError(f"{cls}(reduction={reduction!r}): padless averages the per-item losses (Keras' default "
+                          "'sum_over_batch_size'); other reductions are not supported")
+    if dtype not in (None, "float32", torch.float32):
+        raise ConfigError(f"{cls}(dtype={dtype!r}): padless computes losses in float32")
+    owner.keras_name = name
 
 
 def _prob_log(out: torch.Tensor, from_logits: bool) -> torch.Tensor:
@@ -65,15 +102,32 @@ def _prob_log(out: torch.Tensor, from_logits: bool) -> torch.Tensor:
 
 
 class CategoricalCrossentropy(Loss):
-    """Cross-entropy for one-hot rows (or integer labels, accepted too)."""
+    """Cross-entropy for one-hot rows (or integer labels, accepted too); Keras' ``from_logits`` and
+    ``label_smoothing`` (``y * (1 - s) + s / classes``)."""
 
     name = "categorical_crossentropy"
     folds = "softmax"
 
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str = "sum_over_batch_size", name: str | None = None, dtype: Any = None) -> None:
+        keras_loss_args(self, reduction, name, dtype)
+        if axis != -1:
+            raise ConfigError(f"{type(self).__name__}(axis={axis}): padless takes the classes on the last axis")
+        self.from_logits, self.label_smoothing = bool(from_logits), float(label_smoothing)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
     def per_item(self, out: torch.Tensor, y: torch.Tensor, from_logits: bool) -> torch.Tensor:
-        logp = _prob_log(out, from_logits)
-        if y.dtype in (torch.int64, torch.int32) or (y.dim() == 1 and out.shape[-1] > 1):
+        logp = _prob_log(out, from_logits or self.from_logits)
+        sparse = y.dtype in (torch.int64, torch.int32) or (y.dim() == 1 and out.shape[-1] > 1)
+        if sparse and not self.label_smoothing:
             return -logp.gather(-1, y.long().view(-1, 1)).squeeze(-1)
+        if sparse:
+            y = nn.functional.one_hot(y.long().view(-1), out.shape[-1])
+        y = y.to(logp.dtype)
+        if self.label_smoothing:
+            y = y * (1.0 - self.label_smoothing) + self.label_smoothing / out.shape[-1]
         return -(y * logp).sum(-1)
 
     def check_targets(self, y: torch.Tensor, num_outputs: int) -> None:
@@ -97,6 +151,16 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     name = "sparse_categorical_crossentropy"
     integer_labels = True
 
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
+                 reduction: str = "sum_over_batch_size", name: str | None = None, dtype: Any = None) -> None:
+        if ignore_class is not None:
+            raise ConfigError("SparseCategoricalCrossentropy(ignore_class=...) is not supported by padless; per-step "
+                              "outputs of variable-length sequences need no padding class")
+        super().__init__(from_logits, 0.0, -1, reduction, name, dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"from_logits": self.from_logits}
+
     def check_targets(self, y: torch.Tensor, num_outputs: int) -> None:
         if not (y.dim() == 1 or y.dtype in (torch.int64, torch.int32)):
             raise DataError("sparse_categorical_crossentropy takes integer labels; got one-hot rows "
@@ -105,14 +169,27 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
 
 class BinaryCrossentropy(Loss):
-    """Binary cross-entropy, averaged over the output columns."""
+    """Binary cross-entropy, averaged over the output columns; Keras' ``from_logits`` and
+    ``label_smoothing`` (``y * (1 - s) + 0.5 * s``)."""
 
     name = "binary_crossentropy"
     folds = "sigmoid"
 
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str = "sum_over_batch_size", name: str | None = None, dtype: Any = None) -> None:
+        keras_loss_args(self, reduction, name, dtype)
+        if axis != -1:
+            raise ConfigError(f"BinaryCrossentropy(axis={axis}): padless averages over the last axis")
+        self.from_logits, self.label_smoothing = bool(from_logits), float(label_smoothing)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
     def per_item(self, out: torch.Tensor, y: torch.Tensor, from_logits: bool) -> torch.Tensor:
         yy = y.to(out.dtype).view_as(out)
-        if from_logits:
+        if self.label_smoothing:
+            yy = yy * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        if from_logits or self.from_logits:
             v = nn.functional.binary_cross_entropy_with_logits(out, yy, reduction="none")
         else:
             v = nn.functional.binary_cross_entropy(out.clamp(_EPS, 1 - _EPS), yy, reduction="none")
@@ -126,11 +203,20 @@ class BinaryCrossentropy(Loss):
 
 
 class _Regression(Loss):
+    def __init__(self, reduction: str = "sum_over_batch_size", name: str | None = None, dtype: Any = None) -> None:
+        keras_loss_args(self, reduction, name, dtype)
+
     def per_item(self, out: torch.Tensor, y: torch.Tensor, from_logits: bool) -> torch.Tensor:
         return self.elementwise(out, y.to(out.dtype).view_as(out)).mean(-1)
 
     def elementwise(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def check_targets(self, y: torch.Tensor, num_outputs: int) -> None:
+        per_item = 1 if y.dim() == 1 else int(y.shape[-1])
+        if per_item != num_outputs:
+            raise DataError(f"{self.name} needs one target value per output: the model has {num_outputs} outputs, the "
+                            f"targets {per_item} value(s) per item")
 
 
 class MeanSquaredError(_Regression):
@@ -168,6 +254,9 @@ class CallableLoss(Loss):
 
     def per_item(self, out: torch.Tensor, y: torch.Tensor, from_logits: bool) -> torch.Tensor:
         n = int(out.shape[0])
+        y = same_rank(y, out)
+        if self.torch_module and y.numel() == out.numel():  # BCELoss, MSELoss...: targets shaped and typed as out
+            y = y.reshape(out.shape).to(out.dtype)
         v = self.fn(out, y) if self.torch_module else self.fn(y, out)
         if not isinstance(v, torch.Tensor):
             v = torch.as_tensor(v, dtype=out.dtype, device=out.device)
@@ -183,14 +272,25 @@ class CallableLoss(Loss):
         return None
 
 
+def same_rank(y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Keras' ``squeeze_or_expand_to_same_rank`` for targets: ``(N,)`` targets of an ``(N, 1)`` output become
+    ``(N, 1)``; ``(N, 1)`` targets of an ``(N,)`` output become ``(N,)``."""
+    if y.dim() + 1 == out.dim() and out.shape[-1] == 1:
+        return y.unsqueeze(-1)
+    if out.dim() + 1 == y.dim() and y.shape[-1] == 1:
+        return y.squeeze(-1)
+    return y
+
+
 _BUILTIN: dict[str, type[Loss]] = {}
 _ALIASES = {"mean_squared_error": "mse", "mean_absolute_error": "mae", "crossentropy": "categorical_crossentropy"}
 
 
 def register_loss(cls: type[Loss], *aliases: str) -> type[Loss]:
-    """Make a :class:`Loss` subclass available by its ``name`` (and aliases) in ``compile(loss=...)``."""
+    """Make a :class:`Loss` subclass available by its ``name``, its class name and ``aliases`` in
+    ``compile(loss=...)``."""
     _BUILTIN[cls.name] = cls
-    for a in aliases:
+    for a in (cls.__name__.lower(), *aliases):
         _ALIASES[a] = cls.name
     return cls
 
@@ -203,20 +303,28 @@ LOSSES = tuple(_BUILTIN)
 
 
 def get_loss(spec: Any) -> Loss:
-    """A :class:`Loss` for a name, a Loss instance or a callable.
+    """A :class:`Loss` for a name, a Loss class or instance, a saved config or a callable.
 
     Raises:
         ConfigError: an unknown name (with the closest ones) or something that is not a loss.
     """
     if isinstance(spec, Loss):
         return spec
+    if isinstance(spec, type) and issubclass(spec, Loss):
+        return spec()
+    if isinstance(spec, dict):
+        return _lookup(str(spec.get("class_name")))(**dict(spec.get("config", {})))
     if isinstance(spec, str):
-        key = _ALIASES.get(spec.lower(), spec.lower())
-        if key not in _BUILTIN:
-            close = difflib.get_close_matches(spec.lower(), list(_BUILTIN) + list(_ALIASES), n=3, cutoff=0.5)
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise ConfigError(f"unknown loss {spec!r}.{hint} Valid names: {', '.join(sorted(_BUILTIN))}")
-        return _BUILTIN[key]()
+        return _lookup(spec)()
     if callable(spec):
         return CallableLoss(spec)
     raise ConfigError(f"loss must be a name or a callable; got {type(spec).__name__}")
+
+
+def _lookup(spec: str) -> type[Loss]:
+    key = _ALIASES.get(spec.lower(), spec.lower())
+    if key not in _BUILTIN:
+        close = difflib.get_close_matches(spec.lower(), list(_BUILTIN) + list(_ALIASES), n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ConfigError(f"unknown loss {spec!r}.{hint} Valid names: {', '.join(sorted(_BUILTIN))}")
+    return _BUILTIN[key]

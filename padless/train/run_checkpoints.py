@@ -47,6 +47,7 @@ class CheckpointSteps:
     ctx: Any
     options: Any
     rank: int
+    compiled: Any
 
     def _refuse_foreign_checkpoints(self) -> None:
         o = self.options
@@ -101,7 +102,7 @@ class CheckpointSteps:
         ctx, o = self.ctx, self.options
         partial = None
         if totals is not None:  # global sums: rank 0 resumes with them, the other ranks with zero
-            partial = reduce_totals(totals, self.keys, ctx)
+            partial = reduce_totals(totals, self.keys, ctx, self.compiled.sum_sizes)
         rngs = [capture_rng()] if ctx is None else [json.loads(b.decode()) for b in
                                                      ctx.gather_bytes(json.dumps(capture_rng()).encode())]
         tensors = self._gather_carry() if position > 0 else {}

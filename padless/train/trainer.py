@@ -41,15 +41,13 @@ from padless.errors import CheckpointError, ConfigError, StateError
 from padless.nn.graph import Graph
 from padless.train.callback_state import restore_callbacks
 from padless.train.callbacks import Callback, CallbackList, History
-from padless.train.checkpoint import (
-    Checkpoint,
-)
+from padless.train.checkpoint import Checkpoint
 from padless.train.compile import Compiled, ensure_optimizer
 from padless.train.distributed.backward import distributed_backward
 from padless.train.distributed.context import DistContext, setup_distributed
 from padless.train.distributed.ddp import wrap_model
 from padless.train.distributed.sharding import fingerprint_digest
-from padless.train.inference import check_verbose, evaluate_prepared, reduce_totals, result_functions
+from padless.train.inference import check_verbose, evaluate_prepared, limit_validation, reduce_totals, result_functions
 from padless.train.options import FitOptions
 from padless.train.prepare import prepare_inputs, prepare_targets, sample_weights_for, split_validation
 from padless.train.progress import Progress
@@ -96,6 +94,7 @@ class Trainer(CheckpointSteps):
         self._ddp: Any = None
         self._run: Any = None
         self._stale = False
+        self.last_logs, self.nan_ok = {}, False  # last epoch's logs (Keras' on_train_end); TerminateOnNaN present
 
     # ================================================================== fit
     def fit(self, x: Any, y: Any = None, lengths: Any = None, validation_data: Any = None,
@@ -111,7 +110,7 @@ class Trainer(CheckpointSteps):
                 self.run_epoch(epoch)
                 if self.stop_training:
                     break
-            self.callbacks.on_train_end({})
+            self.callbacks.on_train_end(dict(self.last_logs))
         finally:
             self.teardown()
         return self.history
@@ -147,6 +146,8 @@ class Trainer(CheckpointSteps):
         elif o.validation_split:
             xr, t, vx, vt, w = split_validation(xr, t, o.validation_split, w)
             self.val = (vx, vt)
+        vbs = o.validation_batch_size or int(o.batch_size)  # type: ignore[arg-type]
+        self.val, self.val_weights = limit_validation(self.val, self.val_weights, o.validation_steps, vbs)
         self.xr, self.targets, self.weights = xr, t, w
         if model.stateful:
             self._setup_stateful()
@@ -274,6 +275,7 @@ class Trainer(CheckpointSteps):
                    else cb for cb in cbs]
         params = {"epochs": self.options.epochs, "steps": len(self.source), "verbose": self.verbose}
         self.callbacks = CallbackList(cbs + [self.history], self.owner, params)
+        self.nan_ok = self.ctx is None and any(getattr(cb, "handles_nan", False) for cb in cbs)  # TerminateOnNaN
         self.history.params = params
         self.keys = ["loss"] + self.compiled.metric_names
         self.results = result_functions(self.compiled)
@@ -298,7 +300,7 @@ class Trainer(CheckpointSteps):
             if len(set(counts)) > 1:
                 raise ConfigError(f"the processes would run different numbers of steps ({counts}) in epoch {epoch}; "
                                   "every process must load the same data with the same arguments")
-        totals = self.partial if resumed and self.partial is not None else EpochTotals.zero(self.keys)
+        totals = self.partial if resumed and self.partial is not None else EpochTotals.zero(self.keys, self.compiled.sum_sizes)
         self.partial = None
         self.state.epoch, self.state.position = epoch, totals.steps_done
         progress = Progress(n_steps, epoch, self.options.epochs, verbose=self.verbose)
@@ -314,6 +316,8 @@ class Trainer(CheckpointSteps):
             self.state.global_step += 1
             self.state.position = totals.steps_done
             self.callbacks.on_train_batch_end(i, logs)
+            if self.stop_training:  # Keras: a callback may stop training in the middle of an epoch
+                break
             every = self.options.checkpoint_every
             if every is not None and self.state.global_step % every == 0 and totals.steps_done < n_steps:
                 self.save(epoch, totals.steps_done, totals)
@@ -362,7 +366,7 @@ class Trainer(CheckpointSteps):
                 failure = e
             if dist:
                 distributed_backward(self.ctx, self.compiled.optimizer, out, failure, index)  # type: ignore[arg-type]
-            elif out.loss_sum is not None:  # type: ignore[union-attr]
+            elif out.loss_sum is not None and not (self.nan_ok and not torch.isfinite(out.loss_sum.detach())):  # type: ignore[union-attr]
                 local_backward(self.compiled.optimizer, out.loss_sum, out.n, index)  # type: ignore[union-attr,arg-type]
         if out is not None and out.loss_sum is not None:
             self.accumulate(totals, out, step)
@@ -381,7 +385,7 @@ class Trainer(CheckpointSteps):
     # ================================================================== end of epoch
     def end_epoch(self, epoch: int, totals: EpochTotals, progress: Progress) -> None:
         """Reduce over processes, validate, log, run the callbacks and checkpoint."""
-        reduced = reduce_totals(totals, self.keys, self.ctx)
+        reduced = reduce_totals(totals, self.keys, self.ctx, self.compiled.sum_sizes)
         logs = reduced.logs(self.results) if reduced.count else {}
         if self.val is not None and (epoch + 1) % self.options.validation_freq == 0:
             vres = self.validate()
@@ -391,6 +395,7 @@ class Trainer(CheckpointSteps):
         logs["padding_waste"] = reduced.padding_waste
         progress.finish(logs, totals.seconds)
         self.callbacks.on_epoch_end(epoch, logs)
+        self.last_logs = logs
         self.state.position = 0
         if self.options.checkpoint_dir is not None:
             self.save(epoch + 1, 0, None)
@@ -399,8 +404,10 @@ class Trainer(CheckpointSteps):
         """Loss and metrics on the validation data (sharded across processes)."""
         vx, vt = self.val  # type: ignore[misc]
         bs = self.options.validation_batch_size or int(self.options.batch_size)  # type: ignore[arg-type]
+        self.callbacks.on_test_begin({})
         res = evaluate_prepared(self.model, self.compiled, vx, vt, bs, ctx=self.ctx, merge_cost=self.options.merge_cost,
                                 callbacks=self.callbacks, weights=self.val_weights)
+        self.callbacks.on_test_end(dict(res.logs))
         self.model.train()
         return res.logs
 
