@@ -28,7 +28,7 @@ import torch
 
 from padless.cli.config import TrainConfig
 from padless.cli.data import TaskData, preprocessing_of, read_data_for, read_train_data
-from padless.errors import ConfigError, PadlessError
+from padless.errors import CheckpointError, ConfigError, PadlessError
 from padless.io import atomic_write_bytes
 from padless.plots import history_plot
 from padless.recipes import CLASSIFIER_FIT, StepDecay, recipe, select_recipe, task_model

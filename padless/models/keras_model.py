@@ -30,9 +30,9 @@ from padless.export.build import export_onnx
 from padless.train.batch_ops import predict_on_batch, test_on_batch, train_on_batch
 from padless.train.callbacks import Callback, CallbackList, History
 from padless.train.compile import Compiled, compile_config, compile_model
-from padless.train.keras_callbacks import backup_options
 from padless.train.inference import evaluate as evaluate_graph
 from padless.train.inference import predict as predict_graph
+from padless.train.keras_callbacks import backup_options
 from padless.train.optimizer_base import Optimizer
 from padless.train.options import FitOptions
 from padless.train.saving import read_weights, write_model, write_weights
