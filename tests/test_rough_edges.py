@@ -65,7 +65,7 @@ def test_every_layer_takes_the_keras_constructor_keywords():
     assert bi.input_size == 7 and bi.name == "bi"
     needs = {"Dense": (3,), "Dropout": (0.1,), "GaussianNoise": (0.1,), "Embedding": (5, 2), "LSTM": (3,), "GRU": (3,),
              "SimpleRNN": (3,), "Bidirectional": (GRU(2),), "Conv1D": (4, 3), "MultiHeadAttention": (2, 3),
-             "TimeDistributed": (Dense(2),), "SpatialDropout1D": (0.1,)}
+             "TimeDistributed": (Dense(2),), "SpatialDropout1D": (0.1,), "Activation": ("relu",)}
     for name, cls in registered_layers().items():
         if cls.__module__.split(".")[0] != "padless" or name in ("TorchModule", "Recurrent"):
             continue

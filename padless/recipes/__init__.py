@@ -7,7 +7,7 @@ Owns: the re-exports below (:mod:`~padless.recipes.classify`, :mod:`~padless.rec
 Example:
     >>> from padless.recipes import RECIPES
     >>> sorted(RECIPES)
-    ['bigru', 'fcn', 'lstm-fcn', 'resnet']
+    ['bigru', 'fcn', 'fcn-z', 'lstm-fcn', 'lstm-fcn-z', 'resnet', 'resnet-z']
 """
 
 from padless.recipes.classify import RECIPES, Recipe, recipe
