@@ -13,7 +13,8 @@ from padless.nn.attention import AttentionPooling1D, MultiHeadAttention
 from padless.nn.base import Layer
 from padless.nn.bidirectional import Bidirectional
 from padless.nn.conv import AveragePooling1D, Conv1D, MaxPooling1D
-from padless.nn.core import Activation, Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization, ReLU
+from padless.nn.core import Activation, Dense, Dropout, GaussianNoise, Normalization, ReLU
+from padless.nn.inputs import Embedding, Masking
 from padless.nn.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from padless.nn.normalization import BatchNormalization, LayerNormalization
 from padless.nn.output import Rescaling

@@ -87,6 +87,7 @@ def as_ragged(x: Any, lengths: Any = None, mask_value: float | None = None, toke
         return RaggedArray.from_padded(arr, lengths=np.asarray(_to_numpy(lengths)))
     if mask_value is not None:
         real = ~np.all(arr == mask_value, axis=-1)  # (N, T) True = real step
+        _refuse_inner_masked_steps(real, mask_value, tokens)
         try:
             return RaggedArray.from_padded(arr, mask=real, side="right")
         except DataError as right_error:
@@ -96,6 +97,26 @@ def as_ragged(x: Any, lengths: Any = None, mask_value: float | None = None, toke
                 raise right_error from None
     N, T, F = arr.shape
     return RaggedArray.from_padded(arr, lengths=np.full(N, T, dtype=np.int64))
+
+
+def _refuse_inner_masked_steps(real: np.ndarray, mask_value: float, tokens: bool) -> None:
+    """A masked step between real steps: Keras skips it and carries the state across; padless refuses."""
+    T = real.shape[1]
+    t = np.arange(T)
+    any_real = real.any(axis=1)
+    first = np.where(any_real, real.argmax(axis=1), T)
+    last = np.where(any_real, T - 1 - real[:, ::-1].argmax(axis=1), -1)
+    inner = ~real & (t[None, :] > first[:, None]) & (t[None, :] < last[:, None])  # (N, T)
+    rows = np.flatnonzero(inner.any(axis=1))
+    if rows.size:
+        r = int(rows[0])
+        step = int(np.flatnonzero(inner[r])[0])
+        what = "its token is 0 (Embedding(mask_zero=True))" if tokens else f"every feature equals mask_value={mask_value!r} (Masking)"
+        raise DataError(
+            f"sequence {r} has a masked step at step {step} between real steps: {what}. Keras would skip that step "
+            "and carry the state across it; padless does not skip steps inside a sequence, so the result would "
+            "differ: drop the step, use a mask value no real step has, or pass a list of sequences / lengths="
+        )
 
 
 @dataclass

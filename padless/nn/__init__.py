@@ -23,9 +23,10 @@ from padless.nn.base import Layer, OnnxValue, deserialize_layer, map_values, reg
 from padless.nn.bidirectional import Bidirectional
 from padless.nn.blocks import scan
 from padless.nn.conv import AveragePooling1D, Conv1D, MaxPooling1D
-from padless.nn.core import Activation, Dense, Dropout, Embedding, GaussianNoise, Masking, Normalization, ReLU
+from padless.nn.core import Activation, Dense, Dropout, GaussianNoise, Normalization, ReLU
 from padless.nn.functional import FunctionalGraph, Input
 from padless.nn.graph import Graph, LayerStack
+from padless.nn.inputs import Embedding, Masking
 from padless.nn.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from padless.nn.normalization import BatchNormalization, LayerNormalization
 from padless.nn.output import Rescaling

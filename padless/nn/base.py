@@ -206,6 +206,13 @@ class Layer(nn.Module):
         """Why this layer's output needs later steps (for errors of streaming and truncated BPTT)."""
         return "its output needs the whole sequence"
 
+    def weight_penalty(self) -> torch.Tensor | None:
+        """The layer's regularization loss (Keras' kernel/bias/activity regularizers), or None."""
+        return None
+
+    def apply_constraints(self) -> None:
+        """Project the weights onto their constraints (Keras' ``*_constraint``; called after optimizer steps)."""
+
     def lengths_key(self) -> Any:
         """How the layer changes sequence lengths (hashable; None: it keeps every length). Two per-step
         branches of a functional model may be merged only when the same changes happened on both."""

@@ -49,23 +49,52 @@ class Bidirectional(Layer):
     requires_sequences = True
     causal = False
 
-    def __init__(self, layer: Recurrent, merge_mode: str = "concat", **kwargs: Any) -> None:
+    def __init__(self, layer: Recurrent, merge_mode: str | None = "concat", weights: Any = None,
+                 backward_layer: Recurrent | None = None, **kwargs: Any) -> None:
         if not isinstance(layer, Recurrent):
             raise ConfigError(f"Bidirectional wraps LSTM, GRU or SimpleRNN; got {type(layer).__name__}")
+        if merge_mode is None:
+            raise ConfigError("Bidirectional(merge_mode=None) returns the two directions as a list, which a padless "
+                              "model cannot pass to the next layer; use merge_mode='concat', 'sum', 'mul' or 'ave'")
         if merge_mode not in ("concat", "sum", "mul", "ave"):
             raise ConfigError(f"Bidirectional: merge_mode must be concat, sum, mul or ave; got {merge_mode!r}")
+        if weights is not None:
+            raise ConfigError("Bidirectional(weights=...) is not supported: set the weights after building with "
+                              "model.set_weights(...)")
         if layer.stateful:
             raise ConfigError("a stateful Bidirectional layer is not supported: its backward pass needs the whole sequence")
         super().__init__(**kwargs)
         self.merge_mode = merge_mode
         self.forward_layer = layer
         size = layer.input_size or self.declared_input_size
-        self.backward_layer = type(layer)(layer.units, return_sequences=layer.return_sequences,
-                                          return_state=layer.return_state, dropout=layer.dropout,
-                                          go_backwards=not layer.go_backwards, input_size=size)
+        self.own_backward = backward_layer is not None
+        self.backward_layer = self._backward(layer, backward_layer, size)
         self.units = layer.units
         if size is not None:
             self.build(int(size))
+
+    @staticmethod
+    def _backward(layer: Recurrent, given: Recurrent | None, size: int | None) -> Recurrent:
+        """The backward layer: ``given`` (checked as Keras checks it) or a fresh copy of ``layer``'s settings."""
+        if given is None:
+            cfg = layer.get_config()
+            cfg.update(go_backwards=not layer.go_backwards, name=None, input_size=size)
+            if cfg.get("seed") is not None:
+                cfg["seed"] = int(cfg["seed"]) + 1000  # independent initial weights, as Keras draws
+            return type(layer).from_config(cfg)  # type: ignore[return-value]
+        if not isinstance(given, Recurrent):
+            raise ConfigError(f"Bidirectional: backward_layer must be an LSTM, GRU or SimpleRNN; got {type(given).__name__}")
+        if given.go_backwards == layer.go_backwards:
+            raise ConfigError("Bidirectional: backward_layer must read the other way: Expected go_backwards="
+                              f"{not layer.go_backwards} / Received {given.go_backwards}")
+        for attr in ("return_sequences", "return_state", "stateful"):
+            if getattr(given, attr) != getattr(layer, attr):
+                raise ConfigError(f"Bidirectional: backward_layer.{attr} must match the forward layer's: Expected "
+                                  f"{getattr(layer, attr)} / Received {getattr(given, attr)}")
+        if given.units != layer.units:
+            raise ConfigError(f"Bidirectional: backward_layer has {given.units} units but the forward layer "
+                              f"{layer.units}; padless merges directions of one width")
+        return given
 
     @property
     def return_sequences(self) -> bool:
@@ -101,13 +130,17 @@ class Bidirectional(Layer):
         return self.name or f"Bidirectional({self.forward_layer.describe()})"
 
     def get_config(self) -> dict[str, Any]:
-        return {"layer": serialize_layer(self.forward_layer), "merge_mode": self.merge_mode, "name": self.name}
+        cfg = {"layer": serialize_layer(self.forward_layer), "merge_mode": self.merge_mode, "name": self.name}
+        if self.own_backward:
+            cfg["backward_layer"] = serialize_layer(self.backward_layer)
+        return cfg
 
     @classmethod
     def from_config(cls, config: Any) -> "Bidirectional":
         cfg = dict(config)
         inner = deserialize_layer(cfg.pop("layer"))
-        return cls(inner, **cfg)  # type: ignore[arg-type]
+        back = cfg.pop("backward_layer", None)
+        return cls(inner, backward_layer=None if back is None else deserialize_layer(back), **cfg)  # type: ignore[arg-type]
 
     def _merge(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if self.merge_mode == "concat":

@@ -1,14 +1,14 @@
 """Per-step Keras layers that work on ragged batches and on per-sequence vectors alike.
 
-Owns: :class:`Dense`, :class:`Dropout`, :class:`GaussianNoise`, :class:`Masking`, :class:`Embedding` and
-:class:`Normalization`, :class:`Activation` / :class:`ReLU`, each with its config and its ONNX form, and
+Owns: :class:`Dense`, :class:`Dropout`, :class:`GaussianNoise`, :class:`Normalization`,
+:class:`Activation` / :class:`ReLU`, each with its config and its ONNX form, and
 :class:`TorchModule` (any plain
 ``torch.nn.Module`` used as a per-step layer). Applied to a
 :class:`~padless.data.collate.RaggedBatch` a layer transforms every real position of the layout (so
 per-step heads cost nothing extra); applied to a (B, F) tensor it transforms each row.
 
-Does not own: recurrent layers (:mod:`padless.nn.recurrent`), pooling (:mod:`padless.nn.pooling`),
-composition (:mod:`padless.nn.graph`).
+Does not own: the input layers ``Masking`` and ``Embedding`` (:mod:`padless.nn.inputs`), recurrent layers
+(:mod:`padless.nn.recurrent`), pooling (:mod:`padless.nn.pooling`), composition (:mod:`padless.nn.graph`).
 
 Example:
     >>> import torch
@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -27,13 +26,13 @@ from torch import nn
 
 from padless.data.collate import RaggedBatch
 from padless.data.inputs import as_ragged
-from padless.errors import ConfigError, DataError
+from padless.errors import ConfigError
 from padless.nn.activations import Activation as ActivationFn
 from padless.nn.activations import activation_onnx, resolve_activation
 from padless.nn.base import Layer, OnnxValue, map_values
+from padless.nn.weights import get_constraint, get_regularizer, initialize, initializer_config
 
-__all__ = ["Dense", "Dropout", "GaussianNoise", "Masking", "Embedding", "Normalization", "TorchModule", "Activation",
-           "ReLU"]
+__all__ = ["Dense", "Dropout", "GaussianNoise", "Normalization", "TorchModule", "Activation", "ReLU"]
 
 
 def _positive(value: Any, what: str, layer: str) -> int:
@@ -53,6 +52,10 @@ class Dense(Layer):
         units: output size.
         activation: a name (``"softmax"``, ``"relu"``, ...), None (linear) or a callable.
         use_bias: add a bias.
+        kernel_initializer / bias_initializer: Keras names or config dicts (glorot_uniform, zeros).
+        kernel_regularizer / bias_regularizer / activity_regularizer: ``"l1"``, ``"l2"``, ``"l1_l2"`` or dicts.
+        kernel_constraint / bias_constraint: ``"max_norm"``, ``"non_neg"``, ``"unit_norm"``, ...
+        seed: seed of the initial weights.
         **kwargs: the common layer keywords (``name``, ``input_shape``, ``input_size``, ...).
 
     Example:
@@ -62,12 +65,20 @@ class Dense(Layer):
     """
 
     def __init__(self, units: int, activation: str | ActivationFn | None = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
+                 kernel_constraint: Any = None, bias_constraint: Any = None, seed: int | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = _positive(units, "units", "Dense")
         self.activation_name, self._act = resolve_activation(activation)
         self.use_bias = bool(use_bias)
+        self.kernel_initializer, self.bias_initializer, self.seed = kernel_initializer, bias_initializer, seed
+        self.kernel_regularizer, self.bias_regularizer = get_regularizer(kernel_regularizer), get_regularizer(bias_regularizer)
+        self.activity_regularizer = get_regularizer(activity_regularizer)
+        self.kernel_constraint, self.bias_constraint = get_constraint(kernel_constraint), get_constraint(bias_constraint)
         self.linear: nn.Linear | None = None
+        self._activity: torch.Tensor | None = None
         self.finish_init()
 
     @property
@@ -77,10 +88,28 @@ class Dense(Layer):
 
     def make_weights(self, input_size: int) -> None:
         self.linear = nn.Linear(input_size, self.units, bias=self.use_bias)
-        bound = math.sqrt(6.0 / (input_size + self.units))  # Keras glorot_uniform
-        nn.init.uniform_(self.linear.weight, -bound, bound)
+        initialize(self.linear.weight, self.kernel_initializer, self.seed)  # Keras default glorot_uniform
         if self.linear.bias is not None:
-            nn.init.zeros_(self.linear.bias)
+            initialize(self.linear.bias, self.bias_initializer, None if self.seed is None else self.seed + 1)
+
+    def weight_penalty(self) -> torch.Tensor | None:
+        terms = []
+        if self.linear is not None and self.kernel_regularizer is not None:
+            terms.append(self.kernel_regularizer(self.linear.weight))
+        if self.linear is not None and self.linear.bias is not None and self.bias_regularizer is not None:
+            terms.append(self.bias_regularizer(self.linear.bias))
+        if self._activity is not None:
+            terms.append(self._activity)
+            self._activity = None
+        return sum(terms[1:], terms[0]) if terms else None
+
+    def apply_constraints(self) -> None:
+        if self.linear is None:
+            return
+        if self.kernel_constraint is not None:
+            self.kernel_constraint(self.linear.weight.data)  # torch (out, in): row norms = Keras axis 0
+        if self.bias_constraint is not None and self.linear.bias is not None:
+            self.bias_constraint(self.linear.bias.data)
 
     @property
     def output_size(self) -> int:
@@ -92,6 +121,11 @@ class Dense(Layer):
                               "pass the activation by name (e.g. 'relu')")
         cfg = super().get_config()
         cfg["activation"] = self.activation_name
+        for k in ("kernel_initializer", "bias_initializer"):
+            cfg[k] = initializer_config(cfg[k], f"{self.describe()}.{k}")
+        for k in ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                  "bias_constraint"):
+            cfg[k] = None if cfg[k] is None else cfg[k].get_config()
         return cfg
 
     def logits(self, x: Any) -> Any:
@@ -101,7 +135,12 @@ class Dense(Layer):
         return map_values(x, self.linear)  # type: ignore[arg-type]
 
     def forward(self, x: Any) -> Any:
-        return map_values(self.logits(x), self._act)
+        y = map_values(self.logits(x), self._act)
+        if self.activity_regularizer is not None and self.training:  # Keras: the outputs' penalty, per sample
+            vals = y.valid_data() if isinstance(y, RaggedBatch) else y
+            rows = y.batch_size if isinstance(y, RaggedBatch) else vals.shape[0]
+            self._activity = self.activity_regularizer(vals) / rows
+        return y
 
     def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
         if self.linear is None:
@@ -168,14 +207,26 @@ class Dropout(Layer):
         [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     """
 
-    def __init__(self, rate: float, **kwargs: Any) -> None:
+    def __init__(self, rate: float, noise_shape: Any = None, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not 0.0 <= float(rate) < 1.0:
             raise ConfigError(f"Dropout rate must be in [0, 1); got {rate!r}")
         self.rate = float(rate)
+        self.seed = seed
+        self.noise_shape = None if noise_shape is None else [None if d is None else int(d) for d in noise_shape]
+        ns = self.noise_shape
+        if ns is not None and not (len(ns) == 3 and ns[1] == 1) and not (len(ns) == 3 and ns[1] is None):
+            raise ConfigError(f"Dropout(noise_shape={noise_shape!r}): padless supports (batch, 1, features) - one mask "
+                              "per sequence, shared by its steps - or (batch, None, features); the time axis of "
+                              "ragged sequences has no fixed size")
         self.finish_init()
 
     def forward(self, x: Any) -> Any:
+        shared = self.noise_shape is not None and self.noise_shape[1] == 1
+        if shared and self.training and self.rate > 0 and isinstance(x, RaggedBatch):
+            keep = 1.0 - self.rate  # one mask per sequence (noise_shape=(batch, 1, features))
+            mask = torch.bernoulli(x.data.new_full((x.batch_size, x.data.shape[1]), keep)) / keep  # (B, F)
+            return x.with_data(x.data * mask.index_select(0, x.plan.tensor("row_of_pos", x.data.device)))
         return map_values(x, lambda t: nn.functional.dropout(t, self.rate, self.training))
 
     def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
@@ -204,101 +255,6 @@ class GaussianNoise(Layer):
 
     def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
         return x
-
-
-class Masking(Layer):
-    """Declare that padded input arrays use ``mask_value`` for padding steps (Keras ``Masking``).
-
-    padless never computes padding: when a model whose first layer is ``Masking`` receives a dense
-    ``(N, T, F)`` array, each row's length is the number of steps before its trailing run of steps whose
-    features all equal ``mask_value`` (leading padding is accepted too). A masked step in the *middle* of a
-    sequence is an error (Keras would skip it silently). On ragged input the layer is the identity.
-
-    Example:
-        >>> Masking(-1.0).input_mask_value
-        -1.0
-    """
-
-    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.mask_value = float(mask_value)
-        self.finish_init()
-
-    @property
-    def input_mask_value(self) -> float | None:
-        return self.mask_value
-
-    def forward(self, x: Any) -> Any:
-        return x
-
-    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
-        return x
-
-
-class Embedding(Layer):
-    """Map integer tokens to vectors (Keras ``Embedding``).
-
-    Args:
-        input_dim: vocabulary size.
-        output_dim: vector size.
-        mask_zero: token 0 is padding: dense ``(N, T)`` integer input is cut at its trailing zeros.
-
-    Example:
-        >>> import torch
-        >>> Embedding(10, 4)(torch.tensor([[1], [2]])).shape
-        torch.Size([2, 4])
-    """
-
-    token_input = True
-
-    def __init__(self, input_dim: int, output_dim: int, mask_zero: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if not isinstance(input_dim, (int, np.integer)) or not isinstance(output_dim, (int, np.integer)) \
-                or input_dim <= 0 or output_dim <= 0:
-            raise ConfigError(f"Embedding needs positive sizes; got input_dim={input_dim}, output_dim={output_dim}")
-        self.input_dim, self.output_dim, self.mask_zero = int(input_dim), int(output_dim), bool(mask_zero)
-        self.embedding = nn.Embedding(self.input_dim, self.output_dim)
-        nn.init.uniform_(self.embedding.weight, -0.05, 0.05)  # Keras default
-        if not self.trainable:
-            self.embedding.weight.requires_grad_(False)
-        self.build(1)
-
-    def get_config(self) -> dict[str, Any]:
-        cfg = super().get_config()
-        cfg.pop("input_size", None)
-        return cfg
-
-    def make_weights(self, input_size: int) -> None:
-        if input_size != 1:
-            raise DataError(f"Embedding takes one integer token per step; received {input_size} features per step")
-
-    def build(self, input_size: int) -> int:
-        if input_size != 1:
-            raise DataError(f"Embedding takes one integer token per step; received {input_size} features per step")
-        self.input_size = 1
-        return self.output_dim
-
-    @property
-    def output_size(self) -> int:
-        return self.output_dim
-
-    @property
-    def input_mask_value(self) -> float | None:
-        return 0.0 if self.mask_zero else None
-
-    def _embed(self, t: torch.Tensor) -> torch.Tensor:
-        tok = t.reshape(t.shape[0], -1)[:, 0].long()  # (S,)
-        if tok.numel() and (int(tok.min()) < 0 or int(tok.max()) >= self.input_dim):
-            bad = int(tok.max()) if int(tok.max()) >= self.input_dim else int(tok.min())
-            raise DataError(f"token {bad} is outside the vocabulary 0..{self.input_dim - 1}; raise input_dim")
-        return self.embedding(tok)
-
-    def forward(self, x: Any) -> Any:
-        return map_values(x, self._embed)
-
-    def to_onnx(self, g: Any, x: OnnxValue) -> OnnxValue:
-        raise ConfigError(f"{self.describe()} cannot be exported to ONNX: token (Embedding) models are not "
-                          "supported yet")
 
 
 class Normalization(Layer):

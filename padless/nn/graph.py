@@ -148,6 +148,16 @@ class Graph(nn.Module):
             return getattr(out, "activation", None)
         return None
 
+    def regularization_loss(self) -> torch.Tensor | None:
+        """The sum of every layer's weight and activity penalties (Keras adds it to the loss), or None."""
+        terms = [t for t in (m.weight_penalty() for m in self.all_layers) if t is not None]
+        return sum(terms[1:], terms[0]) if terms else None
+
+    def apply_constraints(self) -> None:
+        """Apply every layer's weight constraints (after an optimizer step)."""
+        for m in self.all_layers:
+            m.apply_constraints()
+
     def reset_states(self, rows: Sequence[int] | np.ndarray | torch.Tensor | None = None) -> None:
         """Reset the carried state of every stateful layer: all rows, or only ``rows`` (indices or mask)."""
         for m in self.all_layers:

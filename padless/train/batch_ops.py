@@ -76,7 +76,11 @@ def train_on_batch(model: Graph, compiled: Compiled, x: Any, y: Any = None, samp
     opt = ensure_optimizer(model, compiled)
     model.train()
     out = forward_loss(model.run_states, compiled, step, model.returns_sequences)
+    pen = model.regularization_loss()  # Keras adds the layers' penalties to the training loss
+    if pen is not None and out.loss_sum is not None:
+        out.loss_sum = out.loss_sum + pen * out.n
     local_backward(opt, out.loss_sum, out.n, 0)  # type: ignore[arg-type]
+    model.apply_constraints()
     totals = EpochTotals()
     with torch.no_grad():
         sums: dict[str, Any] = {"loss": float(out.loss_sum.detach())}  # type: ignore[union-attr]

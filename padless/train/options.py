@@ -1,6 +1,6 @@
 """The settings of a training run, checked once: :class:`FitOptions`.
 
-Owns: :class:`FitOptions` (every ``fit`` keyword that is not data: batch size, epochs, batching, TBPTT,
+Owns: :func:`check_stateful` (what a stateful model needs of the options), :class:`FitOptions` (every ``fit`` keyword that is not data: batch size, epochs, batching, TBPTT,
 checkpoints and resuming, processes, step budgets, Keras' ``steps_per_epoch``...), its checks (one
 :class:`~padless.errors.ConfigError` naming the argument) and :meth:`FitOptions.fingerprint` (the settings
 that change the batches, compared on resume and across processes).
@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from padless.data.sources import check_batching
-from padless.errors import ConfigError
+from padless.errors import ConfigError, StateError
 
-__all__ = ["FitOptions"]
+__all__ = ["FitOptions", "check_stateful"]
 
 
 def _count(value: Any, name: str, low: int, allow_none: bool = True) -> int | None:
@@ -103,3 +104,27 @@ class FitOptions:
         return {"sequences": sequences, "lengths": lengths_digest, "batch_size": self.batch_size, "tbptt": self.tbptt,
                 "batching": self.batching, "shuffle": bool(self.shuffle), "world_size": world_size,
                 "validation": validation, "max_steps": self.max_steps, "steps_per_epoch": self.steps_per_epoch}
+
+
+def check_stateful(model: Any, o: FitOptions, n: int) -> None:
+    """Check (and complete) the options for a stateful model: in-order batches of exactly its batch size.
+
+    Raises:
+        ConfigError: a step budget, tbptt or another batching mode; StateError: another batch size, or a
+            sample count not divisible by it.
+    """
+    sbs = model.stateful_batch_size
+    if o.max_steps is not None or o.tbptt is not None:
+        raise ConfigError("max_steps cuts batches by a step budget; it does not combine with tbptt or a stateful model")
+    if o.shuffle:
+        warnings.warn("shuffle=True on a stateful model breaks the row-to-row state carry; using shuffle=False "
+                      "(as Keras documents, stateful training needs shuffle=False)", stacklevel=5)
+        o.shuffle = False
+    if o.batching not in ("auto", "sequential"):
+        raise ConfigError(f"a stateful model trains on batches in index order (batching='sequential'), so row i "
+                          f"of batch k+1 continues row i of batch k; got batching={o.batching!r}")
+    o.batching = "sequential"
+    if o.batch_size != sbs:
+        raise StateError(f"stateful model: Expected batch size {sbs} / Received batch_size={o.batch_size}")
+    if n % int(o.batch_size):  # type: ignore[arg-type]
+        raise StateError(f"stateful model: Expected a number of samples divisible by {o.batch_size} / Received {n}")

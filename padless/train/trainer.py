@@ -37,7 +37,7 @@ import torch
 from padless.data.inputs import Targets
 from padless.data.ragged import RaggedArray
 from padless.data.sources import BatchSource, make_sampler
-from padless.errors import CheckpointError, ConfigError, StateError
+from padless.errors import CheckpointError, ConfigError
 from padless.nn.graph import Graph
 from padless.train.callback_state import restore_callbacks
 from padless.train.callbacks import Callback, CallbackList, History
@@ -48,7 +48,7 @@ from padless.train.distributed.context import DistContext, setup_distributed
 from padless.train.distributed.ddp import wrap_model
 from padless.train.distributed.sharding import fingerprint_digest
 from padless.train.inference import check_verbose, evaluate_prepared, limit_validation, reduce_totals, result_functions
-from padless.train.options import FitOptions
+from padless.train.options import FitOptions, check_stateful
 from padless.train.prepare import prepare_inputs, prepare_targets, sample_weights_for, split_validation
 from padless.train.progress import Progress
 from padless.train.rng import restore_rng
@@ -150,7 +150,7 @@ class Trainer(CheckpointSteps):
         self.val, self.val_weights = limit_validation(self.val, self.val_weights, o.validation_steps, vbs)
         self.xr, self.targets, self.weights = xr, t, w
         if model.stateful:
-            self._setup_stateful()
+            check_stateful(model, o, len(self.xr))
         self.ctx = setup_distributed(o.distributed, c.device)
         if self.ctx is not None:
             if model.stateful:
@@ -169,25 +169,6 @@ class Trainer(CheckpointSteps):
                 raise ConfigError(f"rank {bad} has other data or settings than rank 0 ({len(xr)} sequences here): "
                                   "every process must load the same data with the same arguments")
         self._refuse_foreign_checkpoints()
-
-    def _setup_stateful(self) -> None:
-        o, model = self.options, self.model
-        sbs = model.stateful_batch_size
-        if o.max_steps is not None or o.tbptt is not None:
-            raise ConfigError("max_steps cuts batches by a step budget; it does not combine with tbptt or a stateful model")
-        if o.shuffle:
-            warnings.warn("shuffle=True on a stateful model breaks the row-to-row state carry; using shuffle=False "
-                          "(as Keras documents, stateful training needs shuffle=False)", stacklevel=4)
-            o.shuffle = False
-        if o.batching not in ("auto", "sequential"):
-            raise ConfigError(f"a stateful model trains on batches in index order (batching='sequential'), so row i "
-                              f"of batch k+1 continues row i of batch k; got batching={o.batching!r}")
-        o.batching = "sequential"
-        if o.batch_size != sbs:
-            raise StateError(f"stateful model: Expected batch size {sbs} / Received batch_size={o.batch_size}")
-        if len(self.xr) % int(o.batch_size):  # type: ignore[arg-type]
-            raise StateError(f"stateful model: Expected a number of samples divisible by {o.batch_size} / "
-                             f"Received {len(self.xr)}")
 
     @property
     def world_size(self) -> int:
@@ -364,10 +345,14 @@ class Trainer(CheckpointSteps):
                 if not dist:
                     raise
                 failure = e
+            if out is not None and out.loss_sum is not None:  # Keras adds the layers' penalties to the loss
+                pen = self.model.regularization_loss()
+                out.loss_sum = out.loss_sum if pen is None else out.loss_sum + pen * out.n
             if dist:
                 distributed_backward(self.ctx, self.compiled.optimizer, out, failure, index)  # type: ignore[arg-type]
             elif out.loss_sum is not None and not (self.nan_ok and not torch.isfinite(out.loss_sum.detach())):  # type: ignore[union-attr]
                 local_backward(self.compiled.optimizer, out.loss_sum, out.n, index)  # type: ignore[union-attr,arg-type]
+        self.model.apply_constraints()  # after the update, as Keras
         if out is not None and out.loss_sum is not None:
             self.accumulate(totals, out, step)
 
