@@ -65,6 +65,7 @@ class BuildResult:
 
 _lock = threading.Lock()
 _result: BuildResult | None = None
+_loaded: dict[str, BuildResult] = {}  # namespace -> result: a namespace registers once per process
 _noticed: set[str] = set()
 
 
@@ -160,11 +161,9 @@ def _missing_tool() -> str | None:
 
 
 def _lib_file(build_dir: Path, name: str) -> Path | None:
-    for suffix in (".so", ".dylib", ".pyd", ".dll"):
-        p = build_dir / f"{name}{suffix}"
-        if p.exists():
-            return p
-    return None
+    """The newest library ``name*`` in ``build_dir`` (torch may append ``_v1`` ... to the name)."""
+    found = [p for suffix in (".so", ".dylib", ".pyd", ".dll") for p in build_dir.glob(f"{name}*{suffix}")]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 def _try_load(path: Path, namespace: str) -> str | None:
@@ -218,13 +217,15 @@ def _build_or_load(root: Path) -> BuildResult:
     namespace = f"padless_engine_{key}"
     build_dir = root / f"{_LIB_BASENAME}-{key}"
     flags = _flags() + [f"-DPADLESS_NS={namespace}"]
-    # a distinct name per cache folder: torch's in-process build versioning keys on it
-    tag = hashlib.sha256(str(build_dir.resolve()).encode()).hexdigest()[:8]
-    name = f"{_LIB_BASENAME}_{tag}"
+    name = _LIB_BASENAME
+
+    if namespace in _loaded:
+        return _loaded[namespace]
 
     def ok(lib: Path, compiled: bool, seconds: float) -> BuildResult:
         info = str(getattr(torch.ops, namespace).build_info())
-        return BuildResult(True, "", str(lib), namespace, compiled, seconds, info)
+        _loaded[namespace] = BuildResult(True, "", str(lib), namespace, compiled, seconds, info)
+        return _loaded[namespace]
 
     lib = _lib_file(build_dir, name)
     if lib is not None:

@@ -158,11 +158,15 @@ Layout make_layout(const at::Tensor& batch_sizes, int64_t S) {
 // Rows of thread k among the first n rows (rows k, k + P, k + 2P, ...).
 inline int64_t rows_of(int64_t n, int64_t k, int64_t P) { return n > k ? (n - 1 - k) / P + 1 : 0; }
 
+// Below this many multiply-adds of recurrent work (S * GH * H) a second thread costs more than it saves.
+double g_min_parallel_work = 1e5;
+// Inference: gates of about this many bytes per chunk of time steps (bounded memory, reused buffer).
+double g_chunk_bytes = 1 << 20;
+
 int64_t choose_workers(int64_t B, int64_t S, int64_t GH, int64_t H) {
   int64_t P = std::min<int64_t>(at::get_num_threads(), B);
   if (at::in_parallel_region()) P = 1;
-  // Below ~0.2 MFLOP of recurrent work a second thread costs more than it saves.
-  if ((double)S * (double)GH * (double)H < 1e5) P = 1;
+  if ((double)S * (double)GH * (double)H < g_min_parallel_work) P = 1;
   return std::max<int64_t>(P, 1);
 }
 
@@ -518,7 +522,7 @@ std::vector<at::Tensor> forward_impl(int64_t mode, const at::Tensor& x, const La
   if (need_grad) {
     chunk_t.push_back(T_);
   } else {
-    const int64_t target = std::max<int64_t>(B, (int64_t)((1 << 18) / std::max<int64_t>(GH, 1)));
+    const int64_t target = std::max<int64_t>(B, (int64_t)(g_chunk_bytes / (sizeof(T) * std::max<int64_t>(GH, 1))));
     int64_t t = 0;
     while (t < T_) {
       int64_t t1 = t, rows = 0;
@@ -886,7 +890,15 @@ std::string build_info() {
   return s;
 }
 
-int64_t workers_for(int64_t B) { return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), B)); }
+// Tests and tuning: "parallel_work" (0 = always split rows across threads) or "chunk_bytes"; a negative
+// value only reads. Returns the previous value.
+double tuning(const std::string& name, double v) {
+  double* p = name == "parallel_work" ? &g_min_parallel_work : (name == "chunk_bytes" ? &g_chunk_bytes : nullptr);
+  TORCH_CHECK(p != nullptr, "padless: unknown tuning knob ", name);
+  const double old = *p;
+  if (v >= 0) *p = v;
+  return old;
+}
 
 }  // namespace
 
@@ -900,5 +912,5 @@ PADLESS_LIBRARY(PADLESS_NS, m) {
         "int needs) -> Tensor[]",
         &rnn_backward);
   m.def("build_info() -> str", &build_info);
-  m.def("workers_for(int B) -> int", &workers_for);
+  m.def("tuning(str name, float value) -> float", &tuning);
 }
