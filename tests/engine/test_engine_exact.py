@@ -82,22 +82,22 @@ def test_larger_batch_two_threads_default_split(engine_ops, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_inference_chunks_match_training_forward(engine_ops, mode):
-    """Under no_grad the input projections run in bounded chunks of time steps; same results."""
+def test_no_grad_forward_matches_training_forward(engine_ops, mode):
+    """Under no_grad nothing is saved (LSTM keeps one running cell state per row); same results."""
     m = module(mode, 3, 5)
     lengths = [30, 30, 25, 11, 11, 2]
     bs, off = layout(lengths)
     x = torch.randn(off[-1], 3)
     h0 = torch.randn(len(lengths), 5)
     c0 = torch.randn(len(lengths), 5) if mode == "lstm" else None
+    reset = torch.zeros(off[-1], dtype=torch.bool)
+    reset[off[12] + 1] = True
     with torch.no_grad():
-        ref = packed_rnn(mode, x, bs, *weights(m), h0=h0, c0=c0, engine="reference")
-        old = engine_ops.tuning("chunk_bytes", 200.0)  # a few steps per chunk
-        try:
-            got = packed_rnn(mode, x, bs, *weights(m), h0=h0, c0=c0, engine="packed")
-        finally:
-            engine_ops.tuning("chunk_bytes", old)
-    assert_all_close(got, ref, "no_grad (y, h_n, c_n)")
+        got = packed_rnn(mode, x, bs, *weights(m), h0=h0, c0=c0, reset=reset, engine="packed")
+    train = packed_rnn(mode, x.requires_grad_(), bs, *weights(m), h0=h0, c0=c0, reset=reset, engine="packed")
+    ref = packed_rnn(mode, x, bs, *weights(m), h0=h0, c0=c0, reset=reset, engine="reference")
+    assert_all_close(got, train, "no_grad vs training forward (y, h_n, c_n)")
+    assert_all_close(got, ref, "no_grad vs reference (y, h_n, c_n)")
 
 
 def test_two_stacked_layers_equal_torch_two_layer_lstm(engine_ops):

@@ -64,13 +64,29 @@ class _PackedRNN(torch.autograd.Function):
                 opt(dh0, 8), opt(dc0, 9), None)
 
 
-def run_packed(ops: Any, mode: str, x: Tensor, batch_sizes: Tensor, w_ih: Tensor, w_hh: Tensor,
+class _Ops:
+    """The compiled ops, resolved to their overloads once (no per-call overload resolution)."""
+
+    def __init__(self, ns: Any) -> None:
+        self.rnn_forward = ns.rnn_forward.default
+        self.rnn_backward = ns.rnn_backward.default
+
+
+_OPS: dict[str, _Ops] = {}
+
+
+def run_packed(res: Any, mode: str, x: Tensor, batch_sizes: Tensor, w_ih: Tensor, w_hh: Tensor,
                b_ih: Tensor | None, b_hh: Tensor | None, h0: Tensor | None, c0: Tensor | None,
                reset: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Run the compiled engine (arguments already checked by :func:`padless.nn.engine.packed_rnn`)."""
+    """Run the compiled engine of build result ``res`` (the op checks shapes; errors become DataError)."""
+    ops = _OPS.get(res.namespace)
+    if ops is None:
+        ops = _OPS[res.namespace] = _Ops(res.ops())
     mode_id = MODE_ID[mode]
-    grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, w_ih, w_hh, b_ih, b_hh, h0, c0))
+    if reset is not None and reset.device.type != "cpu":
+        reset = reset.cpu()
+    grad = torch.is_grad_enabled() and (x.requires_grad or w_ih.requires_grad or w_hh.requires_grad or any(
+        t is not None and t.requires_grad for t in (b_ih, b_hh, h0, c0)))
     try:
         if grad:
             y, hn, cn = _PackedRNN.apply(ops, mode_id, x, batch_sizes, w_ih, w_hh, b_ih, b_hh, h0, c0, reset)

@@ -10,6 +10,8 @@ Does not own: the engines themselves (``_packed``, ``_blocks``, ``_reference``),
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import Tensor
 
@@ -57,6 +59,20 @@ def _check(mode: str, x: Tensor, batch_sizes: Tensor, w_ih: Tensor, w_hh: Tensor
     if reset is not None and (reset.dtype != torch.bool or tuple(reset.shape) != (x.shape[0],)):
         raise DataError(f"reset must be a ({x.shape[0]},) bool tensor; got {reset.dtype} {tuple(reset.shape)}")
     return B
+
+
+_AUTO: dict[tuple[object, ...], str] = {}  # (setting, device type, dtype, has_reset, build result id) -> engine
+
+
+def _auto_engine(x: Tensor, has_reset: bool) -> str:
+    key = (os.environ.get("PADLESS_ENGINE"), x.device.type, x.dtype, has_reset, id(_build._result))
+    choice = _AUTO.get(key)
+    if choice is None:
+        choice = select_engine(x.device, x.dtype, has_reset=has_reset).engine
+        if len(_AUTO) > 64:
+            _AUTO.clear()
+        _AUTO[(key[0], key[1], key[2], key[3], id(_build._result))] = choice
+    return choice
 
 
 def _check_layout(bs: list[int], S: int) -> None:
@@ -115,9 +131,12 @@ def packed_rnn(mode: str, x: Tensor, batch_sizes: Tensor, weight_ih: Tensor, wei
         >>> bool(torch.allclose(y, ref.data, atol=1e-5)), bool(torch.allclose(h, h_ref[0], atol=1e-5))
         (True, True)
     """
-    _check(mode, x, batch_sizes, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, reset)
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if c0 is not None and mode != "lstm":
+        raise ConfigError(f"c0 is an LSTM cell state; mode {mode!r} has none")
     if engine is None:
-        choice = select_engine(x.device, x.dtype, has_reset=reset is not None).engine
+        choice = _auto_engine(x, reset is not None)
     elif engine in ENGINES:
         choice = engine
     else:
@@ -126,12 +145,12 @@ def packed_rnn(mode: str, x: Tensor, batch_sizes: Tensor, weight_ih: Tensor, wei
     if choice == "packed":
         if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
             raise ConfigError(f"the packed engine runs float32/float64 on the CPU; got {x.dtype} on {x.device}")
-        res = _build.load_engine()
+        res = _build._result if _build._result is not None and _build._result.ok else _build.load_engine()
         if not res.ok:
             raise ConfigError(f"the packed engine is unavailable: {res.reason}")
-        if reset is not None and reset.device.type != "cpu":
-            reset = reset.cpu()
-        return run_packed(res.ops(), mode, x, batch_sizes, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, reset)
+        # shapes, dtypes and layout are checked by the compiled op (its errors become DataError)
+        return run_packed(res, mode, x, batch_sizes, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, reset)
+    _check(mode, x, batch_sizes, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, reset)
     if choice == "cudnn":
         if x.device.type != "cuda":
             raise ConfigError(f"the cudnn engine needs CUDA tensors; x is on {x.device}")

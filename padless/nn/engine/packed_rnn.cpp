@@ -98,6 +98,20 @@ void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T
 #endif
 }
 
+// The large GEMMs (weight gradients): ATen's mm on views, exactly what torch.mm runs (BLAS threading).
+template <typename T>
+void gemm_big(bool ta, int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+              int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  at::Tensor a = ta ? at::from_blob(const_cast<T*>(A), {k, m}, {lda, 1}, opts).t()
+                    : at::from_blob(const_cast<T*>(A), {m, k}, {lda, 1}, opts);
+  at::Tensor b = at::from_blob(const_cast<T*>(B), {k, n}, {ldb, 1}, opts);
+  at::Tensor c = at::from_blob(C, {m, n}, {ldc, 1}, opts);
+  if (ldc == n) at::mm_out(c, a, b);
+  else c.copy_(at::mm(a, b));
+}
+
 // Inside a worker: BLAS must stay single-threaded (the rows are already split across threads).
 struct SingleThreadedBlas {
 #if PADLESS_MKL
@@ -160,8 +174,6 @@ inline int64_t rows_of(int64_t n, int64_t k, int64_t P) { return n > k ? (n - 1 
 
 // Below this many multiply-adds of recurrent work (S * GH * H) a second thread costs more than it saves.
 double g_min_parallel_work = 1e5;
-// Inference: gates of about this many bytes per chunk of time steps (bounded memory, reused buffer).
-double g_chunk_bytes = 1 << 20;
 
 int64_t choose_workers(int64_t B, int64_t S, int64_t GH, int64_t H) {
   int64_t P = std::min<int64_t>(at::get_num_threads(), B);
@@ -230,12 +242,38 @@ inline void st(const Vectorized<T>& v, T* p, int64_t n) {
   else v.store(p, n);
 }
 
+// ------------------------------------------------------------------------------------------- workspace
+// Scratch that outlives one call, per calling thread and slot, grown as needed: no malloc, no fresh
+// pages to fault in at every training step. Never returned, never saved for backward. Buffers above
+// kMaxCached bytes are allocated per call instead (a huge batch should not pin its memory forever).
+constexpr int64_t kMaxCached = int64_t(64) << 20;
+
+template <typename T>
+T* workspace(int slot, int64_t numel, at::Tensor& keep) {
+  numel = std::max<int64_t>(numel, 1);
+  const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  if (numel * (int64_t)sizeof(T) > kMaxCached) {
+    keep = at::empty({numel}, opts);
+    return keep.data_ptr<T>();
+  }
+  // deliberately leaked: no destructor runs after torch's allocator is gone at exit
+  thread_local std::vector<at::Tensor>* cache = new std::vector<at::Tensor>[2];
+  std::vector<at::Tensor>& v = cache[std::is_same_v<T, float> ? 0 : 1];
+  if ((int)v.size() <= slot) v.resize(slot + 1);
+  at::Tensor& t = v[slot];
+  if (!t.defined() || t.numel() < numel) t = at::empty({numel + numel / 4}, opts);
+  keep = t;
+  return t.data_ptr<T>();
+}
+
 // ------------------------------------------------------------------------------------------- small GEMM
-// The per-step GEMMs: C (m x N) [+]= A (m x K, rows lda apart) @ W, with W packed once per call into
-// panels of NR = NV vector widths: panel p is K x NR contiguous (zero columns past N). A register block of
-// MR rows x NR columns accumulates over K with one broadcast of A per row and NV vector loads of W per k;
-// panels are the outer loop so a panel stays in L1 across the row blocks. No call overhead, no packing
-// per step, no allocation. C must have room for the padded columns (npanels * NR per row).
+// The per-step GEMMs: C (m x N) [+]= [A1 | A2] (m x (K1 + K2), rows lda1 / lda2 apart) @ W, with W packed
+// once per call into panels of NR = NV vector widths: panel p is (K1 + K2) x NR contiguous (zero columns
+// past N). Two sources let one GEMM take the input projection and the recurrent one at once
+// ([x_t | h_{t-1}] @ [W_ih | W_hh]^T). A register block of MR rows x NR columns accumulates over K with one
+// broadcast of A per row and NV vector loads of W per k; panels are the outer loop so a panel stays in L1
+// across the row blocks. No call overhead, no packing per step, no allocation. C must have room for the
+// padded columns; panels below `split` go to C1, the others to C2 (one GEMM, two destinations).
 #if defined(CPU_CAPABILITY_AVX512)
 template <int NV> constexpr int kMaxMR = 12;
 #elif defined(CPU_CAPABILITY_AVX2)
@@ -244,18 +282,20 @@ template <int NV> constexpr int kMaxMR = NV == 1 ? 12 : 6;
 template <int NV> constexpr int kMaxMR = 4;
 #endif
 
-template <typename T, int MR, int NV, bool ACC>
-inline void micro_kernel(int64_t K, const T* __restrict__ A, int64_t lda, const T* __restrict__ Bp,
-                         T* __restrict__ C, int64_t ldc) {
+template <typename T>
+struct Src {
+  const T* a = nullptr;
+  int64_t lda = 0, K = 0;
+};
+
+template <typename T, int MR, int NV>
+inline void micro_accumulate(Vectorized<T> (&acc)[MR][NV], const Src<T>& s, const T* __restrict__ Bp) {
   using V = Vectorized<T>;
   constexpr int VL = V::size();
   constexpr int NR = NV * VL;
-  V acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[i][v] = V(T(0));
-  for (int64_t k = 0; k < K; ++k) {
+  const T* __restrict__ A = s.a;
+  const int64_t lda = s.lda;
+  for (int64_t k = 0; k < s.K; ++k) {
     V b[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) b[v] = V::loadu(Bp + k * NR + v * VL);
@@ -266,6 +306,21 @@ inline void micro_kernel(int64_t K, const T* __restrict__ A, int64_t lda, const 
       for (int v = 0; v < NV; ++v) acc[i][v] = at::vec::fmadd(a, b[v], acc[i][v]);
     }
   }
+}
+
+template <typename T, int MR, int NV, bool ACC>
+inline void micro_kernel(const Src<T>& s1, const Src<T>& s2, const T* __restrict__ Bp, T* __restrict__ C,
+                         int64_t ldc) {
+  using V = Vectorized<T>;
+  constexpr int VL = V::size();
+  constexpr int NR = NV * VL;
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = V(T(0));
+  micro_accumulate<T, MR, NV>(acc, s1, Bp);
+  if (s2.K > 0) micro_accumulate<T, MR, NV>(acc, s2, Bp + s1.K * NR);
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
@@ -277,69 +332,103 @@ inline void micro_kernel(int64_t K, const T* __restrict__ A, int64_t lda, const 
 }
 
 template <typename T, int NV, bool ACC, int MR = kMaxMR<NV>>
-inline void micro_dispatch(int mr, int64_t K, const T* A, int64_t lda, const T* Bp, T* C, int64_t ldc) {
+inline void micro_dispatch(int mr, const Src<T>& s1, const Src<T>& s2, const T* Bp, T* C, int64_t ldc) {
   if constexpr (MR > 0) {
-    if (mr == MR) return micro_kernel<T, MR, NV, ACC>(K, A, lda, Bp, C, ldc);
-    return micro_dispatch<T, NV, ACC, MR - 1>(mr, K, A, lda, Bp, C, ldc);
+    if (mr == MR) return micro_kernel<T, MR, NV, ACC>(s1, s2, Bp, C, ldc);
+    return micro_dispatch<T, NV, ACC, MR - 1>(mr, s1, s2, Bp, C, ldc);
   }
 }
 
 struct Packed {
-  int64_t nv = 1, nr = 0, panels = 0, K = 0, N = 0;
-  int64_t padded() const { return panels * nr; }
+  int64_t nv = 1, nr = 0, K = 0;
+  int64_t split = 0;   // panels of the first output part
+  int64_t panels = 0;  // all panels
+  int64_t N1p = 0;     // padded columns of the first part (= split * nr)
+  int64_t Np = 0;      // padded columns of all parts
+  int64_t numel() const { return panels * K * nr; }
 };
 
-// Panel width: the one (1 or 2 vectors) that pads N least; 2 on a tie.
+// Panel width (1 or 2 vectors) padding the two column parts N1, N2 least; 2 on a tie.
 template <typename T>
-Packed plan_pack(int64_t K, int64_t N) {
+Packed plan_pack(int64_t K, int64_t N1, int64_t N2 = 0) {
   constexpr int64_t VL = Vectorized<T>::size();
+  auto pad = [](int64_t n, int64_t r) { return (n + r - 1) / r * r; };
   Packed p;
   p.K = K;
-  p.N = N;
-  const int64_t pad1 = (N + VL - 1) / VL * VL, pad2 = (N + 2 * VL - 1) / (2 * VL) * (2 * VL);
-  p.nv = pad2 <= pad1 ? 2 : 1;
+  p.nv = pad(N1, 2 * VL) + pad(N2, 2 * VL) <= pad(N1, VL) + pad(N2, VL) ? 2 : 1;
   p.nr = p.nv * VL;
-  p.panels = (N + p.nr - 1) / p.nr;
+  p.N1p = pad(N1, p.nr);
+  p.Np = p.N1p + pad(N2, p.nr);
+  p.split = p.N1p / p.nr;
+  p.panels = p.Np / p.nr;
   return p;
 }
 
-// Pack W (N x K row-major, used transposed: C = A @ W^T) or W (K x N row-major, used as is).
+// Panels of W^T for C = A @ W^T, stacked along K: rows [0, K1) of the panels from W1 (N x K1 row-major),
+// rows [K1, K1 + K2) from W2 (N x K2); columns past N are zero. Reads run along W's rows.
 template <typename T>
-at::Tensor pack_weight(const Packed& p, const T* W, bool transposed, const at::TensorOptions& opts) {
-  at::Tensor out = at::zeros({p.panels, p.K, p.nr}, opts);
-  T* o = out.data_ptr<T>();
+void pack_transposed(const Packed& p, T* dst, int64_t N, const T* W1, int64_t K1, const T* W2 = nullptr,
+                     int64_t K2 = 0) {
   at::parallel_for(0, p.panels, 1, [&](int64_t b, int64_t e) {
     for (int64_t q = b; q < e; ++q) {
-      T* dst = o + q * p.K * p.nr;
-      const int64_t c0 = q * p.nr, cols = std::min(p.nr, p.N - c0);
-      if (transposed) {
-        for (int64_t c = 0; c < cols; ++c) {
-          const T* src = W + (c0 + c) * p.K;
-          for (int64_t k = 0; k < p.K; ++k) dst[k * p.nr + c] = src[k];
+      T* d = dst + q * p.K * p.nr;
+      for (int64_t c = 0; c < p.nr; ++c) {
+        const int64_t col = q * p.nr + c;
+        if (col >= N) {
+          for (int64_t k = 0; k < p.K; ++k) d[k * p.nr + c] = T(0);
+          continue;
         }
-      } else {
-        for (int64_t k = 0; k < p.K; ++k) std::memcpy(dst + k * p.nr, W + k * p.N + c0, sizeof(T) * cols);
+        const T* r1 = W1 + col * K1;
+        for (int64_t k = 0; k < K1; ++k) d[k * p.nr + c] = r1[k];
+        if (W2) {
+          const T* r2 = W2 + col * K2;
+          for (int64_t k = 0; k < K2; ++k) d[(K1 + k) * p.nr + c] = r2[k];
+        }
       }
     }
   });
-  return out;
 }
 
-// C (m rows, ldc) [+]= A (m x K, lda) @ packed W. Row blocks are balanced (e.g. 14 rows -> 7 + 7).
+// Panels of W as is, for C = A @ W, two column parts: panels below p.split hold W1's columns (K x N1
+// row-major, packed row k taken from W1's row row1(k)), the others W2's (K x N2). Contiguous copies.
+template <typename T, typename R>
+void pack_rows(const Packed& p, T* dst, const T* W1, int64_t N1, const R& row1, const T* W2, int64_t N2) {
+  at::parallel_for(0, p.panels, 1, [&](int64_t b, int64_t e) {
+    for (int64_t q = b; q < e; ++q) {
+      T* d = dst + q * p.K * p.nr;
+      const bool first = q < p.split;
+      const int64_t c0 = (first ? q : q - p.split) * p.nr;
+      const int64_t N = first ? N1 : N2;
+      const int64_t cols = std::max<int64_t>(0, std::min<int64_t>(p.nr, N - c0));
+      for (int64_t k = 0; k < p.K; ++k) {
+        const T* src = first ? W1 + row1(k) * N1 + c0 : W2 + k * N2 + c0;
+        std::memcpy(d + k * p.nr, src, sizeof(T) * cols);
+        std::memset(d + k * p.nr + cols, 0, sizeof(T) * (p.nr - cols));
+      }
+    }
+  });
+}
+
+// C [+]= [A1 | A2] @ packed W over panels [q0, q1); panel q < split goes to C1 (column q * nr), the others
+// to C2 (column (q - split) * nr). Row blocks are balanced (e.g. 14 rows -> 7 + 7).
 template <typename T, bool ACC>
-void gemm_small(const Packed& p, int64_t m, const T* A, int64_t lda, const T* Bp, T* C, int64_t ldc) {
-  if (m <= 0) return;
+void gemm_small(const Packed& p, int64_t m, const Src<T>& s1, const Src<T>& s2, const T* Bp, int64_t q0,
+                int64_t q1, T* C1, int64_t ldc1, T* C2 = nullptr, int64_t ldc2 = 0) {
+  if (m <= 0 || q0 >= q1) return;
   auto run = [&](auto nv_tag) {
     constexpr int NV = decltype(nv_tag)::value;
     constexpr int MRX = kMaxMR<NV>;
     constexpr int64_t NR = NV * Vectorized<T>::size();
     const int64_t blocks = (m + MRX - 1) / MRX;
-    for (int64_t q = 0; q < p.panels; ++q) {
+    for (int64_t q = q0; q < q1; ++q) {
       const T* bp = Bp + q * p.K * NR;
+      T* c = q < p.split ? C1 + q * NR : C2 + (q - p.split) * NR;
+      const int64_t ldc = q < p.split ? ldc1 : ldc2;
       int64_t i = 0;
       for (int64_t blk = 0; blk < blocks; ++blk) {
         const int mr = (int)((m - i + (blocks - blk) - 1) / (blocks - blk));
-        micro_dispatch<T, NV, ACC>(mr, p.K, A + i * lda, lda, bp, C + i * ldc + q * NR, ldc);
+        Src<T> a1{s1.a + i * s1.lda, s1.lda, s1.K}, a2{s2.a ? s2.a + i * s2.lda : nullptr, s2.lda, s2.K};
+        micro_dispatch<T, NV, ACC>(mr, a1, a2, bp, c + i * ldc, ldc);
         i += mr;
       }
     }
@@ -349,26 +438,19 @@ void gemm_small(const Packed& p, int64_t m, const T* A, int64_t lda, const T* Bp
 }
 
 // ------------------------------------------------------------------------------------------- forward rows
-// LSTM, one row: g holds the input projection (4H, gates i f g o) and receives the activations when
-// save; s is the recurrent projection (4H) or null (zero state); cp the previous cell state or null.
+// LSTM, one row: s = x W_ih^T + h W_hh^T (4H, gates i f g o), bias = b_ih + b_hh; cp = previous cell state
+// or null (zero). Writes c, h (and the final state when hn); act (4H) receives the activations if given.
 template <typename T>
-inline void lstm_fwd_row(int64_t H, T* g, const T* s, const T* bias, const T* cp, T* c_out, T* h_out,
-                         T* hn, T* cn, bool save) {
+inline void lstm_fwd_row(int64_t H, const T* s, const T* bias, const T* cp, T* c_out, T* h_out, T* hn, T* cn,
+                         T* act) {
   using O = VecOps<T>;
   using V = Vectorized<T>;
   for_vec<T>(H, [&](auto full, int64_t j, int64_t n) {
     constexpr bool F = decltype(full)::value;
-    V zi = ld<T, F>(g + j, n) + ld<T, F>(bias + j, n);
-    V zf = ld<T, F>(g + H + j, n) + ld<T, F>(bias + H + j, n);
-    V zg = ld<T, F>(g + 2 * H + j, n) + ld<T, F>(bias + 2 * H + j, n);
-    V zo = ld<T, F>(g + 3 * H + j, n) + ld<T, F>(bias + 3 * H + j, n);
-    if (s) {
-      zi = zi + ld<T, F>(s + j, n);
-      zf = zf + ld<T, F>(s + H + j, n);
-      zg = zg + ld<T, F>(s + 2 * H + j, n);
-      zo = zo + ld<T, F>(s + 3 * H + j, n);
-    }
-    V i = O::sigmoid(zi), f = O::sigmoid(zf), gg = O::tanh(zg), o = O::sigmoid(zo);
+    V i = O::sigmoid(ld<T, F>(s + j, n) + ld<T, F>(bias + j, n));
+    V f = O::sigmoid(ld<T, F>(s + H + j, n) + ld<T, F>(bias + H + j, n));
+    V gg = O::tanh(ld<T, F>(s + 2 * H + j, n) + ld<T, F>(bias + 2 * H + j, n));
+    V o = O::sigmoid(ld<T, F>(s + 3 * H + j, n) + ld<T, F>(bias + 3 * H + j, n));
     V c = i * gg;
     if (cp) c = at::vec::fmadd(f, ld<T, F>(cp + j, n), c);
     V h = o * O::tanh(c);
@@ -378,55 +460,53 @@ inline void lstm_fwd_row(int64_t H, T* g, const T* s, const T* bias, const T* cp
       st<T, F>(h, hn + j, n);
       st<T, F>(c, cn + j, n);
     }
-    if (save) {
-      st<T, F>(i, g + j, n);
-      st<T, F>(f, g + H + j, n);
-      st<T, F>(gg, g + 2 * H + j, n);
-      st<T, F>(o, g + 3 * H + j, n);
+    if (act) {
+      st<T, F>(i, act + j, n);
+      st<T, F>(f, act + H + j, n);
+      st<T, F>(gg, act + 2 * H + j, n);
+      st<T, F>(o, act + 3 * H + j, n);
     }
   });
 }
 
-// GRU, one row: g holds the input projection (gates r z n) in its first 3H and, when save, receives
-// [r, z, n, W_hn h + b_hn] (4H). s = recurrent projection (3H, no bias) or null; hp = previous h or null.
+// GRU, one row: sx = x W_ih^T (3H, r z n), sh = h W_hh^T (3H) or null (zero state); bias = b_ih +
+// [b_hr, b_hz, 0]; hp = previous h or null. act (4H) receives [r, z, n, W_hn h + b_hn] if given.
 template <typename T>
-inline void gru_fwd_row(int64_t H, T* g, const T* s, const T* bias, const T* bhn, const T* hp, T* h_out,
-                        T* hn, bool save) {
+inline void gru_fwd_row(int64_t H, const T* sx, const T* sh, const T* bias, const T* bhn, const T* hp, T* h_out,
+                        T* hn, T* act) {
   using O = VecOps<T>;
   using V = Vectorized<T>;
   for_vec<T>(H, [&](auto full, int64_t j, int64_t n) {
     constexpr bool F = decltype(full)::value;
-    V zr = ld<T, F>(g + j, n) + ld<T, F>(bias + j, n);
-    V zz = ld<T, F>(g + H + j, n) + ld<T, F>(bias + H + j, n);
-    V xn = ld<T, F>(g + 2 * H + j, n) + ld<T, F>(bias + 2 * H + j, n);
+    V zr = ld<T, F>(sx + j, n) + ld<T, F>(bias + j, n);
+    V zz = ld<T, F>(sx + H + j, n) + ld<T, F>(bias + H + j, n);
+    V xn = ld<T, F>(sx + 2 * H + j, n) + ld<T, F>(bias + 2 * H + j, n);
     V ghn = ld<T, F>(bhn + j, n);
-    if (s) {
-      zr = zr + ld<T, F>(s + j, n);
-      zz = zz + ld<T, F>(s + H + j, n);
-      ghn = ghn + ld<T, F>(s + 2 * H + j, n);
+    if (sh) {
+      zr = zr + ld<T, F>(sh + j, n);
+      zz = zz + ld<T, F>(sh + H + j, n);
+      ghn = ghn + ld<T, F>(sh + 2 * H + j, n);
     }
     V r = O::sigmoid(zr), z = O::sigmoid(zz);
     V nn = O::tanh(at::vec::fmadd(r, ghn, xn));
     V h = hp ? at::vec::fmadd(z, ld<T, F>(hp + j, n) - nn, nn) : nn - z * nn;
     st<T, F>(h, h_out + j, n);
     if (hn) st<T, F>(h, hn + j, n);
-    if (save) {
-      st<T, F>(r, g + j, n);
-      st<T, F>(z, g + H + j, n);
-      st<T, F>(nn, g + 2 * H + j, n);
-      st<T, F>(ghn, g + 3 * H + j, n);
+    if (act) {
+      st<T, F>(r, act + j, n);
+      st<T, F>(z, act + H + j, n);
+      st<T, F>(nn, act + 2 * H + j, n);
+      st<T, F>(ghn, act + 3 * H + j, n);
     }
   });
 }
 
 template <typename T>
-inline void tanh_fwd_row(int64_t H, const T* g, const T* s, const T* bias, T* h_out, T* hn) {
+inline void tanh_fwd_row(int64_t H, const T* s, const T* bias, T* h_out, T* hn) {
   using V = Vectorized<T>;
   for_vec<T>(H, [&](auto full, int64_t j, int64_t n) {
     constexpr bool F = decltype(full)::value;
-    V z = ld<T, F>(g + j, n) + ld<T, F>(bias + j, n);
-    if (s) z = z + ld<T, F>(s + j, n);
-    V h = z.tanh();
+    V h = VecOps<T>::tanh(ld<T, F>(s + j, n) + ld<T, F>(bias + j, n));
     st<T, F>(h, h_out + j, n);
     if (hn) st<T, F>(h, hn + j, n);
   });
@@ -434,7 +514,7 @@ inline void tanh_fwd_row(int64_t H, const T* g, const T* s, const T* bias, T* h_
 
 // ------------------------------------------------------------------------------------------- backward rows
 // LSTM: a = activations (4H), c = this step's cell state, cp = previous (or null), dh_in / dc_in = incoming
-// gradients (dc_in may be null = 0); writes dG (4H) and the cell gradient flowing back (dcc = dc * f).
+// gradients (null = 0); writes dG (4H) and the cell gradient flowing back (dcc = dc * f).
 template <typename T>
 inline void lstm_bwd_row(int64_t H, const T* a, const T* c, const T* cp, const T* dy, const T* dh_in,
                          const T* dc_in, T* dg, T* dcc) {
@@ -508,44 +588,44 @@ std::vector<at::Tensor> forward_impl(int64_t mode, const at::Tensor& x, const La
                                      bool need_grad) {
   const int64_t S = L.S, B = L.B, T_ = L.T;
   const int64_t F = x.size(1), H = w_hh.size(1), G = gates_of(mode), GH = G * H;
-  const int64_t SW = need_grad && mode == kGRU ? 4 * H : GH;  // width of the gate / save buffer
+  const int64_t SW = mode == kGRU ? 4 * H : GH;  // width of the saved activations
   auto opts = x.options();
   at::Tensor y = at::empty({S, H}, opts);
   at::Tensor hn = at::empty({B, H}, opts);
   at::Tensor cn = mode == kLSTM ? at::empty({B, H}, opts) : at::Tensor();
-  at::Tensor Cs;  // LSTM cell state: (S, H) per position when training, else (B, H) per row
-  if (mode == kLSTM) Cs = need_grad ? at::empty({S, H}, opts) : at::empty({B, H}, opts);
-
-  // Time chunks: training keeps every step's gates (one input GEMM for all S positions); inference
-  // reuses a bounded buffer (about 1 MiB of gates per chunk, never less than one step).
-  std::vector<int64_t> chunk_t{0};
-  if (need_grad) {
-    chunk_t.push_back(T_);
-  } else {
-    const int64_t target = std::max<int64_t>(B, (int64_t)(g_chunk_bytes / (sizeof(T) * std::max<int64_t>(GH, 1))));
-    int64_t t = 0;
-    while (t < T_) {
-      int64_t t1 = t, rows = 0;
-      while (t1 < T_ && (rows == 0 || rows + L.bs[t1] <= target)) rows += L.bs[t1++];
-      chunk_t.push_back(t1);
-      t = t1;
-    }
-  }
-  int64_t max_chunk_rows = 0;
-  for (size_t c = 0; c + 1 < chunk_t.size(); ++c)
-    max_chunk_rows = std::max(max_chunk_rows, L.off[chunk_t[c + 1]] - L.off[chunk_t[c]]);
-  at::Tensor Gbuf = at::empty({max_chunk_rows, SW}, opts);
+  // saved for backward: activations (S, SW) (not for tanh: y is enough) and LSTM cell states (S, H)
+  at::Tensor Gs = need_grad && mode != kTanh ? at::empty({S, SW}, opts) : at::Tensor();
+  at::Tensor Cs = need_grad && mode == kLSTM ? at::empty({S, H}, opts) : at::Tensor();
 
   const int64_t P = choose_workers(B, S, GH, H);
   const int64_t maxm = std::max<int64_t>(rows_of(B, 0, P), 1);
-  const Packed pk = plan_pack<T>(H, GH);  // W_hh^T, packed once per call
-  const int64_t GHp = pk.padded();
-  at::Tensor Wpk = pack_weight<T>(pk, w_hh.data_ptr<T>(), true, opts);
-  at::Tensor scratch = at::empty({P, maxm, GHp}, opts);
+  const T* wih = w_ih.data_ptr<T>();
+  const T* whh = w_hh.data_ptr<T>();
+  at::Tensor k0, k1, k2, k3, k4, k5;
+  // LSTM / tanh: one GEMM per step on [x_t | h_{t-1}] with [W_ih | W_hh]^T. GRU: two (its n gate keeps
+  // the recurrent part apart), x_t @ W_ih^T and h_{t-1} @ W_hh^T.
+  const bool gru = mode == kGRU;
+  const Packed pk = gru ? plan_pack<T>(F, GH) : plan_pack<T>(F + H, GH);
+  const Packed pkh = plan_pack<T>(H, GH);
+  T* Bx = workspace<T>(0, pk.numel(), k0);
+  if (gru) pack_transposed<T>(pk, Bx, GH, wih, F);
+  else pack_transposed<T>(pk, Bx, GH, wih, F, whh, H);
+  T* Bh = nullptr;
+  if (gru) {
+    Bh = workspace<T>(1, pkh.numel(), k1);
+    pack_transposed<T>(pkh, Bh, GH, whh, H);
+  }
+  const int64_t W1 = pk.Np;
+  T* scr1 = workspace<T>(2, P * maxm * W1, k2);
+  T* scr2 = gru ? workspace<T>(3, P * maxm * pkh.Np, k3) : nullptr;
+  T* hz = workspace<T>(4, P * maxm * H, k4);  // previous h of my rows with reset rows zeroed
+  T* cst = nullptr;                          // inference LSTM: running cell state per row
+  if (mode == kLSTM && !need_grad) {
+    cst = workspace<T>(5, B * H, k5);
+    if (c0.defined()) std::memcpy(cst, c0.data_ptr<T>(), sizeof(T) * B * H);
+  }
 
   const T* xp = x.data_ptr<T>();
-  const T* wih = w_ih.data_ptr<T>();
-  const T* wpk = Wpk.data_ptr<T>();
   const T* bx = bias_x.data_ptr<T>();
   const T* bhn = bias_hn.defined() ? bias_hn.data_ptr<T>() : nullptr;
   const T* h0p = h0.defined() ? h0.data_ptr<T>() : nullptr;
@@ -554,65 +634,71 @@ std::vector<at::Tensor> forward_impl(int64_t mode, const at::Tensor& x, const La
   T* yp = y.data_ptr<T>();
   T* hnp = hn.data_ptr<T>();
   T* cnp = cn.defined() ? cn.data_ptr<T>() : nullptr;
+  T* Gp = Gs.defined() ? Gs.data_ptr<T>() : nullptr;
   T* Cp = Cs.defined() ? Cs.data_ptr<T>() : nullptr;
-  T* Gp = Gbuf.data_ptr<T>();
-  T* scr = scratch.data_ptr<T>();
 
-  if (mode == kLSTM && !need_grad) {  // per-row running cell state
-    if (c0p) std::memcpy(Cp, c0p, sizeof(T) * B * H);
-  }
-
-  for (size_t c = 0; c + 1 < chunk_t.size(); ++c) {
-    const int64_t t0 = chunk_t[c], t1 = chunk_t[c + 1];
-    const int64_t base = L.off[t0], rows = L.off[t1] - base;
-    // all input projections of the chunk: one GEMM (biases are added in the gate math)
-    gemm_rm<T>(false, true, rows, GH, F, T(1), xp + base * F, F, wih, F, T(0), Gp, SW);
-
-    run_workers(P, [&](int64_t k) {
-      T* gh = scr + k * maxm * GHp;
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t bs = L.bs[t];
-        const int64_t m = rows_of(bs, k, P);
-        if (m == 0) break;
-        // previous hidden state of my rows: block t-1 of y (its first bs rows), or h0
-        const T* A = t > 0 ? yp + (L.off[t - 1] + k) * H : (h0p ? h0p + k * H : nullptr);
-        if (A) gemm_small<T, false>(pk, m, A, P * H, wpk, gh, GHp);
-        const int64_t next_bs = L.bs[t + 1];
-        for (int64_t i = 0; i < m; ++i) {
-          const int64_t r = k + i * P;
-          const int64_t pos = L.off[t] + r;
-          const bool rst = rp && rp[pos];
-          const bool has_prev = !rst && A != nullptr;
-          const T* s = has_prev ? gh + i * GHp : nullptr;
-          const bool ending = r >= next_bs;
-          T* g = Gp + (pos - base) * SW;
-          T* h_out = yp + pos * H;
-          T* hnr = ending ? hnp + r * H : nullptr;
-          if (mode == kLSTM) {
-            const T* cp = nullptr;
-            T* c_out;
-            if (need_grad) {
-              if (!rst) cp = t > 0 ? Cp + (L.off[t - 1] + r) * H : (c0p ? c0p + r * H : nullptr);
-              c_out = Cp + pos * H;
-            } else {
-              if (!rst && (t > 0 || c0p)) cp = Cp + r * H;
-              c_out = Cp + r * H;
-            }
-            lstm_fwd_row<T>(H, g, s, bx, cp, c_out, h_out, hnr, ending ? cnp + r * H : nullptr, need_grad);
-          } else if (mode == kGRU) {
-            const T* hp = has_prev ? A + i * P * H : nullptr;
-            gru_fwd_row<T>(H, g, s, bx, bhn, hp, h_out, hnr, need_grad);
-          } else {
-            tanh_fwd_row<T>(H, g, s, bx, h_out, hnr);
+  run_workers(P, [&](int64_t k) {
+    T* s1 = scr1 + k * maxm * W1;
+    T* s2 = gru ? scr2 + k * maxm * pkh.Np : nullptr;
+    T* hzk = hz + k * maxm * H;
+    for (int64_t t = 0; t < T_; ++t) {
+      const int64_t bs = L.bs[t];
+      const int64_t m = rows_of(bs, k, P);
+      if (m == 0) break;
+      // previous hidden state of my rows: block t-1 of y (its first bs rows), or h0; reset rows read zeros
+      Src<T> hs{t > 0 ? yp + (L.off[t - 1] + k) * H : (h0p ? h0p + k * H : nullptr), P * H, H};
+      if (hs.a && rp) {
+        bool any = false;
+        for (int64_t i = 0; i < m && !any; ++i) any = rp[L.off[t] + k + i * P];
+        if (any) {
+          for (int64_t i = 0; i < m; ++i) {
+            if (rp[L.off[t] + k + i * P]) std::memset(hzk + i * H, 0, sizeof(T) * H);
+            else std::memcpy(hzk + i * H, hs.a + i * hs.lda, sizeof(T) * H);
           }
+          hs = Src<T>{hzk, H, H};
         }
       }
-    });
-  }
+      const Src<T> xs{xp + (L.off[t] + k) * F, P * F, F};
+      if (gru) {
+        gemm_small<T, false>(pk, m, xs, Src<T>{}, Bx, 0, pk.panels, s1, W1);
+        if (hs.a) gemm_small<T, false>(pkh, m, hs, Src<T>{}, Bh, 0, pkh.panels, s2, pkh.Np);
+      } else {
+        gemm_small<T, false>(pk, m, xs, hs.a ? hs : Src<T>{}, Bx, 0, pk.panels, s1, W1);
+      }
+      const int64_t next_bs = L.bs[t + 1];
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t r = k + i * P;
+        const int64_t pos = L.off[t] + r;
+        const bool rst = rp && rp[pos];
+        const bool has_prev = !rst && (t > 0 || h0p);
+        const bool ending = r >= next_bs;
+        T* h_out = yp + pos * H;
+        T* hnr = ending ? hnp + r * H : nullptr;
+        T* act = Gp ? Gp + pos * SW : nullptr;
+        if (mode == kLSTM) {
+          const T* cp = nullptr;
+          T* c_out;
+          if (need_grad) {
+            if (!rst) cp = t > 0 ? Cp + (L.off[t - 1] + r) * H : c0p ? c0p + r * H : nullptr;
+            c_out = Cp + pos * H;
+          } else {
+            if (!rst && (t > 0 || c0p)) cp = cst + r * H;
+            c_out = cst + r * H;
+          }
+          lstm_fwd_row<T>(H, s1 + i * W1, bx, cp, c_out, h_out, hnr, ending ? cnp + r * H : nullptr, act);
+        } else if (gru) {
+          const T* hp = has_prev ? (t > 0 ? yp + (L.off[t - 1] + r) * H : h0p + r * H) : nullptr;
+          gru_fwd_row<T>(H, s1 + i * W1, has_prev ? s2 + i * pkh.Np : nullptr, bx, bhn, hp, h_out, hnr, act);
+        } else {
+          tanh_fwd_row<T>(H, s1 + i * W1, bx, h_out, hnr);
+        }
+      }
+    }
+  });
   std::vector<at::Tensor> out{y, hn};
   out.push_back(cn.defined() ? cn : at::empty({0}, opts));
-  out.push_back(need_grad && mode != kTanh ? Gbuf : at::empty({0}, opts));
-  out.push_back(need_grad && mode == kLSTM ? Cs : at::empty({0}, opts));
+  out.push_back(Gs.defined() ? Gs : at::empty({0}, opts));
+  out.push_back(Cs.defined() ? Cs : at::empty({0}, opts));
   return out;
 }
 
@@ -627,23 +713,47 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
                                       const at::Tensor& dcn, int64_t needs) {
   const int64_t S = L.S, B = L.B, T_ = L.T;
   const int64_t F = x.size(1), H = w_hh.size(1), G = gates_of(mode), GH = G * H;
-  const int64_t DW = mode == kGRU ? 4 * H : GH;  // dG width; the recurrent part is its last GH columns
+  const bool gru = mode == kGRU;
+  const int64_t DW = gru ? 4 * H : GH;  // dG width; the recurrent part is its last GH columns
   const int64_t hoff = DW - GH;
   auto opts = x.options();
+  const bool need_x = needs & kNx;
   const bool need_h0 = (needs & kNh0) && h0.defined();
   const bool need_c0 = (needs & kNc0) && c0.defined() && mode == kLSTM;
+  const T* wih = w_ih.data_ptr<T>();
+  const T* whh = w_hh.data_ptr<T>();
 
-  at::Tensor dG = at::empty({S, DW}, opts);
-  const Packed pk = plan_pack<T>(GH, H);  // W_hh as is, packed once per call
-  const int64_t Hp = pk.padded();         // row stride of dhrec (room for the padded columns)
-  at::Tensor Wpk = pack_weight<T>(pk, w_hh.data_ptr<T>(), false, opts);
-  at::Tensor dhrec = at::empty({B, Hp}, opts);
-  at::Tensor dcc = mode == kLSTM ? at::empty({B, H}, opts) : at::Tensor();
+  // Per step: [dx_t | dh_{t-1}] = dG_t @ [W_ih | W_hh] in one GEMM (LSTM / tanh: both read all of dG);
+  // GRU: dx_t = dG_t[:, n_x r z] @ W_ih[n r z] and dh_{t-1} = dG_t[:, r z n_h] @ W_hh, two GEMMs.
+  at::Tensor k0, k1, k2, k3, k4, k5, k6, k7;
+  Packed pk, pkx;
+  T* Bp = nullptr;
+  T* Bxp = nullptr;
+  auto same = [](int64_t k) { return k; };
+  if (!gru) {
+    pk = plan_pack<T>(GH, need_x ? F : 0, H);
+    Bp = workspace<T>(6, pk.numel(), k0);
+    pack_rows<T>(pk, Bp, wih, F, same, whh, H);
+  } else {
+    pk = plan_pack<T>(GH, 0, H);
+    Bp = workspace<T>(6, pk.numel(), k0);
+    pack_rows<T>(pk, Bp, wih, F, same, whh, H);
+    if (need_x) {
+      pkx = plan_pack<T>(GH, F, 0);
+      Bxp = workspace<T>(7, pkx.numel(), k1);
+      // dG columns [n_x, r, z] -> W_ih rows [n, r, z]
+      pack_rows<T>(pkx, Bxp, wih, F, [H](int64_t k) { return k < H ? 2 * H + k : k - H; }, whh, H);
+    }
+  }
+  const int64_t Hp = pk.Np - pk.N1p;                  // row stride of dhrec (room for padded columns)
+  const int64_t Fp = gru ? pkx.N1p : pk.N1p;          // row stride of the dx scratch
+  T* dGp = workspace<T>(8, S * DW, k2);
+  T* dhr = workspace<T>(9, B * Hp, k3);
+  T* dccp = mode == kLSTM ? workspace<T>(10, B * H, k4) : nullptr;
+  T* dxs = need_x ? workspace<T>(11, S * Fp, k5) : nullptr;
   at::Tensor dh0 = need_h0 ? at::empty({B, H}, opts) : at::Tensor();
   at::Tensor dc0 = need_c0 ? at::empty({B, H}, opts) : at::Tensor();
 
-  const T* wih = w_ih.data_ptr<T>();
-  const T* wpk = Wpk.data_ptr<T>();
   const T* h0p = h0.defined() ? h0.data_ptr<T>() : nullptr;
   const T* c0p = c0.defined() ? c0.data_ptr<T>() : nullptr;
   const bool* rp = reset.defined() ? reset.data_ptr<bool>() : nullptr;
@@ -653,12 +763,8 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
   const T* dyp = dy.data_ptr<T>();
   const T* dhnp = dhn.data_ptr<T>();
   const T* dcnp = mode == kLSTM ? dcn.data_ptr<T>() : nullptr;
-  T* dGp = dG.data_ptr<T>();
-  T* dhr = dhrec.data_ptr<T>();
-  T* dccp = dcc.defined() ? dcc.data_ptr<T>() : nullptr;
   T* dh0p = dh0.defined() ? dh0.data_ptr<T>() : nullptr;
   T* dc0p = dc0.defined() ? dc0.data_ptr<T>() : nullptr;
-  const int64_t SWs = mode == kGRU ? 4 * H : GH;  // width of the saved activations
 
   const int64_t P = choose_workers(B, S, GH, H);
   run_workers(P, [&](int64_t k) {
@@ -679,19 +785,29 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
         if (mode == kLSTM) {
           const T* dc_in = ending ? dcnp + r * H : (cut ? nullptr : dccp + r * H);
           const T* cp = rst ? nullptr : (t > 0 ? Cp + (L.off[t - 1] + r) * H : (c0p ? c0p + r * H : nullptr));
-          lstm_bwd_row<T>(H, Gs + pos * SWs, Cp + pos * H, cp, dyp + pos * H, dh_in, dc_in, dg, dccp + r * H);
-        } else if (mode == kGRU) {
+          lstm_bwd_row<T>(H, Gs + pos * DW, Cp + pos * H, cp, dyp + pos * H, dh_in, dc_in, dg, dccp + r * H);
+        } else if (gru) {
           const T* hp = rst ? nullptr : (t > 0 ? yp + (L.off[t - 1] + r) * H : (h0p ? h0p + r * H : nullptr));
-          gru_bwd_row<T>(H, Gs + pos * SWs, hp, dyp + pos * H, dh_in, dg, dhr + r * Hp);
+          gru_bwd_row<T>(H, Gs + pos * DW, hp, dyp + pos * H, dh_in, dg, dhr + r * Hp);
         } else {
           tanh_bwd_row<T>(H, yp + pos * H, dyp + pos * H, dh_in, dg);
         }
       }
-      // gradient to the previous hidden state of my rows: dG_t[:, recurrent part] @ W_hh
-      if (t > 0 || need_h0) {
-        const T* a = dGp + (L.off[t] + k) * DW + hoff;
-        if (mode == kGRU) gemm_small<T, true>(pk, m, a, P * DW, wpk, dhr + k * Hp, P * Hp);
-        else gemm_small<T, false>(pk, m, a, P * DW, wpk, dhr + k * Hp, P * Hp);
+      // [dx_t | dh_{t-1}] of my rows (dh only where a previous state exists or h0 wants a gradient)
+      const int64_t row0 = L.off[t] + k;
+      const bool want_dh = t > 0 || need_h0;
+      T* dxk = need_x ? dxs + row0 * Fp : nullptr;
+      if (!gru) {
+        const Src<T> a{dGp + row0 * DW, P * DW, GH};
+        const int64_t q0 = need_x ? 0 : pk.split, q1 = want_dh ? pk.panels : pk.split;
+        gemm_small<T, false>(pk, m, a, Src<T>{}, Bp, q0, q1, dxk, P * Fp, dhr + k * Hp, P * Hp);
+      } else {
+        if (need_x)
+          gemm_small<T, false>(pkx, m, Src<T>{dGp + row0 * DW, P * DW, GH}, Src<T>{}, Bxp, 0, pkx.panels, dxk,
+                               P * Fp);
+        if (want_dh)
+          gemm_small<T, true>(pk, m, Src<T>{dGp + row0 * DW + hoff, P * DW, GH}, Src<T>{}, Bp, 0, pk.panels,
+                              nullptr, 0, dhr + k * Hp, P * Hp);
       }
     }
     const int64_t m0 = rows_of(B, k, P);
@@ -709,57 +825,58 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
     }
   });
 
-  // ---- weight and input gradients: single GEMMs over all positions
+  // ---- weight gradients: single GEMMs over all positions, dW = dG^T @ [X | H_prev]
   at::Tensor dx, dwih, dwhh, dbih, dbhh;
   const T* xp = x.data_ptr<T>();
-  if (needs & kNwhh) {
-    // H_prev (S, H): each position's previous hidden state (zeros at t = 0 without h0 and after a reset)
-    const int64_t first = h0p ? 0 : L.off[std::min<int64_t>(1, T_)];  // rows before `first` are all zero
-    dwhh = at::empty({GH, H}, opts);
-    if (first < S) {
-      at::Tensor Hp = at::empty({S - first, H}, opts);
-      T* hpp = Hp.data_ptr<T>();
-      const int64_t t_start = h0p ? 0 : 1;
-      at::parallel_for(t_start, T_, 16, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) {
-          const int64_t bs = L.bs[t];
-          T* dst = hpp + (L.off[t] - first) * H;
-          const T* src = t == 0 ? h0p : yp + L.off[t - 1] * H;
-          std::memcpy(dst, src, sizeof(T) * bs * H);
-          if (rp)
-            for (int64_t r = 0; r < bs; ++r)
-              if (rp[L.off[t] + r]) std::memset(dst + r * H, 0, sizeof(T) * H);
+  const bool need_wih = needs & kNwih, need_whh = needs & kNwhh;
+  if (need_wih || need_whh) {
+    const int64_t FH = F + H;
+    // XH (S, F + H): each position's input and previous hidden state (zeros at t = 0 without h0 and
+    // after a reset)
+    T* XH = workspace<T>(12, S * FH, k6);
+    at::parallel_for(0, T_, 8, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        for (int64_t r = 0; r < L.bs[t]; ++r) {
+          const int64_t pos = L.off[t] + r;
+          T* d = XH + pos * FH;
+          std::memcpy(d, xp + pos * F, sizeof(T) * F);
+          const T* hsrc = (rp && rp[pos]) ? nullptr : (t > 0 ? yp + (L.off[t - 1] + r) * H : (h0p ? h0p + r * H : nullptr));
+          if (hsrc) std::memcpy(d + F, hsrc, sizeof(T) * H);
+          else std::memset(d + F, 0, sizeof(T) * H);
         }
-      });
-      gemm_rm<T>(true, false, GH, H, S - first, T(1), dGp + first * DW + hoff, DW, hpp, H, T(0),
-                 dwhh.data_ptr<T>(), H);
-    } else {
-      dwhh.zero_();
-    }
-  }
-  if (needs & kNwih) {
+      }
+    });
     dwih = at::empty({GH, F}, opts);
-    T* d = dwih.data_ptr<T>();
-    if (mode == kGRU) {  // dG columns [n_x, r, z, ...] -> W_ih rows [r, z, n]
-      gemm_rm<T>(true, false, 2 * H, F, S, T(1), dGp + H, DW, xp, F, T(0), d, F);
-      gemm_rm<T>(true, false, H, F, S, T(1), dGp, DW, xp, F, T(0), d + 2 * H * F, F);
-    } else {
-      gemm_rm<T>(true, false, GH, F, S, T(1), dGp, DW, xp, F, T(0), d, F);
+    dwhh = at::empty({GH, H}, opts);
+    T* di = dwih.data_ptr<T>();
+    T* dh = dwhh.data_ptr<T>();
+    const int64_t rows = gru ? 2 * H : GH;  // gates whose input and recurrent gradients share dG columns
+    T* tmp = workspace<T>(13, rows * FH, k7);
+    gemm_big<T>(true, rows, FH, S, dGp + (gru ? H : 0), DW, XH, FH, tmp, FH);
+    at::parallel_for(0, rows, 64, [&](int64_t b, int64_t e) {
+      for (int64_t g = b; g < e; ++g) {
+        std::memcpy(di + g * F, tmp + g * FH, sizeof(T) * F);
+        std::memcpy(dh + g * H, tmp + g * FH + F, sizeof(T) * H);
+      }
+    });
+    if (gru) {  // the n gate: input side from dG[:, n_x], recurrent side from dG[:, n_h]
+      gemm_big<T>(true, H, F, S, dGp, DW, XH, FH, di + 2 * H * F, F);
+      gemm_big<T>(true, H, H, S, dGp + 3 * H, DW, XH + F, FH, dh + 2 * H * H, H);
     }
+    if (!need_wih) dwih = at::Tensor();
+    if (!need_whh) dwhh = at::Tensor();
   }
-  if (needs & kNx) {
+  if (need_x) {
     dx = at::empty({S, F}, opts);
     T* d = dx.data_ptr<T>();
-    if (mode == kGRU) {
-      gemm_rm<T>(false, false, S, F, 2 * H, T(1), dGp + H, DW, wih, F, T(0), d, F);
-      gemm_rm<T>(false, false, S, F, H, T(1), dGp, DW, wih + 2 * H * F, F, T(1), d, F);
-    } else {
-      gemm_rm<T>(false, false, S, F, GH, T(1), dGp, DW, wih, F, T(0), d, F);
-    }
+    at::parallel_for(0, S, 1024, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) std::memcpy(d + i * F, dxs + i * Fp, sizeof(T) * F);
+    });
   }
   if (needs & (kNbih | kNbhh)) {
+    at::Tensor dG = at::from_blob(dGp, {S, DW}, opts);
     at::Tensor colsum = dG.sum(0);  // (DW,)
-    if (mode == kGRU) {
+    if (gru) {
       if (needs & kNbih) dbih = at::cat({colsum.narrow(0, H, 2 * H), colsum.narrow(0, 0, H)});
       if (needs & kNbhh) dbhh = colsum.narrow(0, H, 3 * H).clone();
     } else {
@@ -772,6 +889,16 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
 }
 
 // ------------------------------------------------------------------------------------------- entry points
+std::string dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    default: return c10::toString(t);
+  }
+}
+
 void check_common(int64_t mode, const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& w_hh) {
   TORCH_CHECK(mode == kLSTM || mode == kGRU || mode == kTanh, "padless: unknown mode ", mode);
   TORCH_CHECK(x.device().is_cpu(), "padless: the packed CPU engine needs CPU tensors");
@@ -782,16 +909,19 @@ void check_common(int64_t mode, const at::Tensor& x, const at::Tensor& w_ih, con
   TORCH_CHECK(w_hh.dim() == 2 && w_hh.size(0) == G * w_hh.size(1), "padless: weight_hh must be (", G, "H, H)");
   TORCH_CHECK(w_ih.dim() == 2 && w_ih.size(0) == w_hh.size(0) && w_ih.size(1) == x.size(1),
               "padless: weight_ih must be (", G, "H, F)");
-  TORCH_CHECK(w_ih.scalar_type() == x.scalar_type() && w_hh.scalar_type() == x.scalar_type(),
-              "padless: weights and input must share a dtype");
+  for (const at::Tensor* w : {&w_ih, &w_hh})
+    TORCH_CHECK(w->scalar_type() == x.scalar_type() && w->device() == x.device(), "padless: ",
+                w == &w_ih ? "weight_ih" : "weight_hh", " is ", dtype_name(w->scalar_type()), " on ", w->device(),
+                "; x is ", dtype_name(x.scalar_type()), " on ", x.device());
 }
 
 at::Tensor opt_tensor(const std::optional<at::Tensor>& t, const at::Tensor& like, std::initializer_list<int64_t> shape,
                       const char* name) {
   if (!t.has_value() || !t->defined()) return at::Tensor();
   at::Tensor v = t->contiguous();
-  TORCH_CHECK(v.scalar_type() == like.scalar_type() && v.device() == like.device(), "padless: ", name,
-              " must match x's dtype and device");
+  TORCH_CHECK(v.scalar_type() == like.scalar_type() && v.device() == like.device(), "padless: ", name, " is ",
+              dtype_name(v.scalar_type()), " on ", v.device(), "; x is ", dtype_name(like.scalar_type()), " on ",
+              like.device());
   TORCH_CHECK(v.sizes().vec() == std::vector<int64_t>(shape), "padless: ", name, " has shape ", v.sizes(),
               ", expected ", c10::IntArrayRef(shape));
   return v;
@@ -890,10 +1020,10 @@ std::string build_info() {
   return s;
 }
 
-// Tests and tuning: "parallel_work" (0 = always split rows across threads) or "chunk_bytes"; a negative
-// value only reads. Returns the previous value.
+// Tests and tuning: "parallel_work" (0 = always split rows across threads); a negative value only reads.
+// Returns the previous value.
 double tuning(const std::string& name, double v) {
-  double* p = name == "parallel_work" ? &g_min_parallel_work : (name == "chunk_bytes" ? &g_chunk_bytes : nullptr);
+  double* p = name == "parallel_work" ? &g_min_parallel_work : nullptr;
   TORCH_CHECK(p != nullptr, "padless: unknown tuning knob ", name);
   const double old = *p;
   if (v >= 0) *p = v;
