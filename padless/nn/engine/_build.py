@@ -12,7 +12,6 @@ Does not own: which engine runs (``_select``) or the kernel itself (``packed_rnn
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import io
 import logging
@@ -101,40 +100,17 @@ def _cpu_id() -> str:
     return "|".join(parts)
 
 
-def _torch_lib() -> str | None:
-    libdir = Path(torch.__file__).parent / "lib"
-    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib", "torch_cpu.dll"):
-        if (libdir / name).exists():
-            return str(libdir / name)
-    return None
-
-
-def _has_symbols(*names: str) -> bool:
-    path = _torch_lib()
-    if path is None:
-        return False
-    try:
-        lib = ctypes.CDLL(path)
-        for n in names:
-            getattr(lib, n)
-    except (OSError, AttributeError):
-        return False
-    return True
-
-
 def _flags() -> list[str]:
-    """Compiler flags (without the namespace define)."""
+    """Compiler flags (without the namespace define). ``PADLESS_NATIVE=0`` drops ``-march=native``;
+    ``PADLESS_ENGINE_CFLAGS`` appends flags (both are part of the cache key)."""
     if sys.platform == "win32":
-        return ["/O2", "/openmp", "/DPADLESS_BLAS=0"]
+        return ["/O2", "/openmp"]
     flags = ["-O3", "-fno-math-errno"]
     if "OpenMP" in torch.__config__.parallel_info().split("ATen parallel backend:")[-1].splitlines()[0]:
         flags.append("-fopenmp")  # at::parallel_for is an OpenMP pragma in torch's headers
     if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("PADLESS_NATIVE", "1") != "0":
-        flags.append("-march=native")
-    blas = _has_symbols("sgemm_", "dgemm_")
-    flags.append(f"-DPADLESS_BLAS={int(blas)}")
-    flags.append(f"-DPADLESS_MKL={int(blas and _has_symbols('MKL_Set_Num_Threads_Local'))}")
-    return flags
+        flags.append("-march=native")  # the build runs on the machine that uses it; the key names the CPU
+    return flags + os.environ.get("PADLESS_ENGINE_CFLAGS", "").split()
 
 
 def build_key() -> str:
@@ -176,6 +152,25 @@ def _try_load(path: Path, namespace: str) -> str | None:
     except Exception as e:  # a truncated / foreign / stale file fails in many ways
         return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return None
+
+
+_STALE_LOCK_S = 900.0  # a build lock older than this was left by a killed build
+
+
+def _wait_for_other_build(build_dir: Path, timeout: float = 1800.0) -> None:
+    """Another process is building here (torch's ``lock`` file): wait for it; clear a stale lock."""
+    lock = build_dir / "lock"
+    t0 = time.monotonic()
+    while lock.exists():
+        try:
+            if time.time() - lock.stat().st_mtime > _STALE_LOCK_S:
+                lock.unlink()
+                return
+        except OSError:
+            return
+        if time.monotonic() - t0 > timeout:
+            return
+        time.sleep(0.5)
 
 
 def _compile(name: str, build_dir: Path, flags: list[str]) -> tuple[Path | None, str, float]:
@@ -227,6 +222,7 @@ def _build_or_load(root: Path) -> BuildResult:
         _loaded[namespace] = BuildResult(True, "", str(lib), namespace, compiled, seconds, info)
         return _loaded[namespace]
 
+    _wait_for_other_build(build_dir)
     lib = _lib_file(build_dir, name)
     if lib is not None:
         why = _try_load(lib, namespace)
@@ -239,7 +235,7 @@ def _build_or_load(root: Path) -> BuildResult:
     missing = _missing_tool()
     if missing is not None:
         return BuildResult(False, missing)
-    notice("compiling the packed recurrent engine (first use, ~40 s)...")
+    notice("compiling the packed recurrent engine (first use, ~30 s)...")
     total = 0.0
     for attempt, attempt_name in enumerate((name, f"{name}_r")):
         if attempt == 1:

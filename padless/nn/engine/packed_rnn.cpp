@@ -1,14 +1,20 @@
 // padless packed recurrent engine (CPU).
 //
 // Owns: the compiled forward and backward passes of one LSTM / GRU / tanh-RNN layer and direction
-// over a whole ragged batch in PackedSequence layout (time-major, shrinking batch). Forward: every input
-// projection as one GEMM, then per time step one GEMM on the active rows plus fused, vectorised gate
-// math; what backward needs is saved in preallocated (S, ...) buffers. Backward: per step (reverse time)
-// one GEMM plus fused elementwise work, then the weight gradients as single GEMMs over all positions.
+// over a whole ragged batch in PackedSequence layout (time-major, shrinking batch), with per-row resets.
+// Forward: per time step ONE small GEMM on the active rows, [x_t | h_{t-1}] @ [W_ih | W_hh]^T (the input
+// projection rides along; GRU: two, its n gate keeps the recurrent part apart), plus fused, vectorised
+// gate math; what backward needs (activations, cell states) goes to preallocated (S, ...) buffers.
+// Backward: per step (reverse time) fused elementwise work and ONE small GEMM, dG_t @ [W_ih | W_hh]
+// ([dx_t | dh_{t-1}]); the weight and bias gradients are accumulated as rank-64 updates of dG^T @ [x | 1 |
+// h_prev | 1] over chunks of positions, i.e. the single "dW = dG^T X" GEMM of cuDNN, cut into pieces that
+// are still hot in cache.
 //
-// Rows are split across torch's intra-op threads (row r goes to thread r % P): rows are independent
-// sequences, so a thread runs the whole time loop on its rows with no synchronisation at all; each step's
-// GEMM is single-threaded inside its thread. The large GEMMs outside the time loop use BLAS's threading.
+// The GEMMs are a register-blocked micro-kernel on weights packed once per call: no BLAS call, packing
+// or allocation per step (MKL's per-call packing and scaling cost ~40% at these sizes). Rows are split
+// across torch's intra-op threads (row r goes to thread r % P): rows are independent sequences, so a
+// thread runs the whole time loop on its rows with no synchronisation at all (one at::parallel_for per
+// call); the weight-gradient partials of the threads are summed at the end.
 //
 // Does not own: argument checking beyond what keeps memory safe, autograd wiring, engine selection and
 // building (all in padless/nn/engine/*.py).
@@ -31,26 +37,8 @@
 #include <type_traits>
 #include <vector>
 
-#ifndef PADLESS_BLAS
-#define PADLESS_BLAS 0
-#endif
-#ifndef PADLESS_MKL
-#define PADLESS_MKL 0
-#endif
 #ifndef PADLESS_NS
 #define PADLESS_NS padless_engine
-#endif
-
-#if PADLESS_BLAS
-extern "C" {
-void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
-            const int*, const float*, const int*, const float*, float*, const int*);
-void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
-            const int*, const double*, const int*, const double*, double*, const int*);
-}
-#endif
-#if PADLESS_MKL
-extern "C" int MKL_Set_Num_Threads_Local(int);  // the C entry point (the lowercase one is Fortran)
 #endif
 
 namespace {
@@ -61,76 +49,15 @@ enum Mode : int64_t { kLSTM = 0, kGRU = 1, kTanh = 2 };
 
 inline int64_t gates_of(int64_t mode) { return mode == kLSTM ? 4 : (mode == kGRU ? 3 : 1); }
 
-// ------------------------------------------------------------------------------------------- GEMM
-// Row-major C (m x n, ldc) = alpha * op(A) (m x k) @ op(B) (k x n) + beta * C. With BLAS it is one
-// xgemm_ call (no dispatcher, no allocation); without, ATen's mm on views.
-template <typename T>
-void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* A, int64_t lda,
-             const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  if (m <= 0 || n <= 0) return;
-  if (k <= 0) {
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
-    return;
-  }
-#if PADLESS_BLAS
-  const int im = (int)m, in = (int)n, ik = (int)k, ia = (int)lda, ib = (int)ldb, ic = (int)ldc;
-  const char* tA = ta ? "T" : "N";
-  const char* tB = tb ? "T" : "N";
-  if constexpr (std::is_same_v<T, float>) {
-    sgemm_(tB, tA, &in, &im, &ik, &alpha, B, &ib, A, &ia, &beta, C, &ic);
-  } else {
-    dgemm_(tB, tA, &in, &im, &ik, &alpha, B, &ib, A, &ia, &beta, C, &ic);
-  }
-#else
-  auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-  at::Tensor a = ta ? at::from_blob(const_cast<T*>(A), {k, m}, {lda, 1}, opts).t()
-                    : at::from_blob(const_cast<T*>(A), {m, k}, {lda, 1}, opts);
-  at::Tensor b = tb ? at::from_blob(const_cast<T*>(B), {n, k}, {ldb, 1}, opts).t()
-                    : at::from_blob(const_cast<T*>(B), {k, n}, {ldb, 1}, opts);
-  at::Tensor c = at::from_blob(C, {m, n}, {ldc, 1}, opts);
-  if (beta == T(0)) {
-    c.copy_(at::mm(a, b));
-    if (alpha != T(1)) c.mul_(alpha);
-  } else {
-    c.copy_(at::addmm(c, a, b, beta, alpha));
-  }
-#endif
-}
-
-// The large GEMMs (weight gradients): ATen's mm on views, exactly what torch.mm runs (BLAS threading).
-template <typename T>
-void gemm_big(bool ta, int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-              int64_t ldc) {
-  if (m <= 0 || n <= 0) return;
-  auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-  at::Tensor a = ta ? at::from_blob(const_cast<T*>(A), {k, m}, {lda, 1}, opts).t()
-                    : at::from_blob(const_cast<T*>(A), {m, k}, {lda, 1}, opts);
-  at::Tensor b = at::from_blob(const_cast<T*>(B), {k, n}, {ldb, 1}, opts);
-  at::Tensor c = at::from_blob(C, {m, n}, {ldc, 1}, opts);
-  if (ldc == n) at::mm_out(c, a, b);
-  else c.copy_(at::mm(a, b));
-}
-
-// Inside a worker: BLAS must stay single-threaded (the rows are already split across threads).
-struct SingleThreadedBlas {
-#if PADLESS_MKL
-  int prev;
-  SingleThreadedBlas() : prev(MKL_Set_Num_Threads_Local(1)) {}
-  ~SingleThreadedBlas() { MKL_Set_Num_Threads_Local(prev); }
-#endif
-};
-
 // Run f(k) for k in [0, P) on torch's intra-op threads (one k per thread when the team is large enough).
+// No synchronisation between them: each k owns its rows for the whole time loop.
 template <typename F>
 void run_workers(int64_t P, const F& f) {
   if (P <= 1) {
-    SingleThreadedBlas guard;
     f(0);
     return;
   }
   at::parallel_for(0, P, 1, [&](int64_t b, int64_t e) {
-    SingleThreadedBlas guard;
     for (int64_t k = b; k < e; ++k) f(k);
   });
 }
@@ -286,31 +213,37 @@ template <typename T>
 struct Src {
   const T* a = nullptr;
   int64_t lda = 0, K = 0;
+  int64_t ldk = 1;  // stride along k (GEN kernels only)
 };
 
-template <typename T, int MR, int NV>
-inline void micro_accumulate(Vectorized<T> (&acc)[MR][NV], const Src<T>& s, const T* __restrict__ Bp) {
+// acc += A (MR rows, element (i, k) at A[i * lda + k * ldk]) @ B (K x NR, row k at Bp + k * ldb). The
+// per-step kernels (GEN = false) have ldk = 1 and ldb = NR (packed panels) built in.
+template <typename T, int MR, int NV, bool GEN>
+inline void micro_accumulate(Vectorized<T> (&acc)[MR][NV], const Src<T>& s, const T* __restrict__ Bp,
+                             int64_t ldb_) {
   using V = Vectorized<T>;
   constexpr int VL = V::size();
   constexpr int NR = NV * VL;
   const T* __restrict__ A = s.a;
   const int64_t lda = s.lda;
+  const int64_t ldk = GEN ? s.ldk : 1;
+  const int64_t ldb = GEN ? ldb_ : NR;
   for (int64_t k = 0; k < s.K; ++k) {
     V b[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = V::loadu(Bp + k * NR + v * VL);
+    for (int v = 0; v < NV; ++v) b[v] = V::loadu(Bp + k * ldb + v * VL);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const V a(A[i * lda + k]);
+      const V a(A[i * lda + k * ldk]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = at::vec::fmadd(a, b[v], acc[i][v]);
     }
   }
 }
 
-template <typename T, int MR, int NV, bool ACC>
+template <typename T, int MR, int NV, bool ACC, bool GEN = false>
 inline void micro_kernel(const Src<T>& s1, const Src<T>& s2, const T* __restrict__ Bp, T* __restrict__ C,
-                         int64_t ldc) {
+                         int64_t ldc, int64_t ldb = 0) {
   using V = Vectorized<T>;
   constexpr int VL = V::size();
   constexpr int NR = NV * VL;
@@ -319,8 +252,8 @@ inline void micro_kernel(const Src<T>& s1, const Src<T>& s2, const T* __restrict
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = V(T(0));
-  micro_accumulate<T, MR, NV>(acc, s1, Bp);
-  if (s2.K > 0) micro_accumulate<T, MR, NV>(acc, s2, Bp + s1.K * NR);
+  micro_accumulate<T, MR, NV, GEN>(acc, s1, Bp, ldb);
+  if (s2.K > 0) micro_accumulate<T, MR, NV, GEN>(acc, s2, Bp + s1.K * (GEN ? ldb : NR), ldb);
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
@@ -331,11 +264,12 @@ inline void micro_kernel(const Src<T>& s1, const Src<T>& s2, const T* __restrict
     }
 }
 
-template <typename T, int NV, bool ACC, int MR = kMaxMR<NV>>
-inline void micro_dispatch(int mr, const Src<T>& s1, const Src<T>& s2, const T* Bp, T* C, int64_t ldc) {
+template <typename T, int NV, bool ACC, bool GEN = false, int MR = kMaxMR<NV>>
+inline void micro_dispatch(int mr, const Src<T>& s1, const Src<T>& s2, const T* Bp, T* C, int64_t ldc,
+                           int64_t ldb = 0) {
   if constexpr (MR > 0) {
-    if (mr == MR) return micro_kernel<T, MR, NV, ACC>(s1, s2, Bp, C, ldc);
-    return micro_dispatch<T, NV, ACC, MR - 1>(mr, s1, s2, Bp, C, ldc);
+    if (mr == MR) return micro_kernel<T, MR, NV, ACC, GEN>(s1, s2, Bp, C, ldc, ldb);
+    return micro_dispatch<T, NV, ACC, GEN, MR - 1>(mr, s1, s2, Bp, C, ldc, ldb);
   }
 }
 
@@ -434,6 +368,31 @@ void gemm_small(const Packed& p, int64_t m, const Src<T>& s1, const Src<T>& s2, 
     }
   };
   if (p.nv == 2) run(std::integral_constant<int, 2>{});
+  else run(std::integral_constant<int, 1>{});
+}
+
+// Weight-gradient update from a chunk of n rows: C[g][cols of panels q0..q1) += sum_i Gc[i][g] * X[i][col]
+// for gates g in [g0, g1); Gc is (n x ldg) row-major, X (n x ldx) with ldx a multiple of the panel width.
+template <typename T>
+void gemm_wgrad(int64_t nv, int64_t n, const T* Gc, int64_t ldg, int64_t g0, int64_t g1, const T* X, int64_t ldx,
+                int64_t q0, int64_t q1, T* C, int64_t ldc) {
+  if (n <= 0 || g0 >= g1 || q0 >= q1) return;
+  auto run = [&](auto nv_tag) {
+    constexpr int NV = decltype(nv_tag)::value;
+    constexpr int MRX = kMaxMR<NV>;
+    constexpr int64_t NR = NV * Vectorized<T>::size();
+    const int64_t M = g1 - g0, blocks = (M + MRX - 1) / MRX;
+    for (int64_t q = q0; q < q1; ++q) {
+      int64_t i = 0;
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int mr = (int)((M - i + (blocks - blk) - 1) / (blocks - blk));
+        const Src<T> a{Gc + g0 + i, 1, n, ldg};
+        micro_dispatch<T, NV, true, true>(mr, a, Src<T>{}, X + q * NR, C + (g0 + i) * ldc + q * NR, ldc, ldx);
+        i += mr;
+      }
+    }
+  };
+  if (nv == 2) run(std::integral_constant<int, 2>{});
   else run(std::integral_constant<int, 1>{});
 }
 
@@ -720,6 +679,7 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
   const bool need_x = needs & kNx;
   const bool need_h0 = (needs & kNh0) && h0.defined();
   const bool need_c0 = (needs & kNc0) && c0.defined() && mode == kLSTM;
+  const bool need_w = needs & (kNwih | kNwhh | kNbih | kNbhh);
   const T* wih = w_ih.data_ptr<T>();
   const T* whh = w_hh.data_ptr<T>();
 
@@ -745,15 +705,27 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
       pack_rows<T>(pkx, Bxp, wih, F, [H](int64_t k) { return k < H ? 2 * H + k : k - H; }, whh, H);
     }
   }
-  const int64_t Hp = pk.Np - pk.N1p;                  // row stride of dhrec (room for padded columns)
-  const int64_t Fp = gru ? pkx.N1p : pk.N1p;          // row stride of the dx scratch
-  T* dGp = workspace<T>(8, S * DW, k2);
+  const int64_t Hp = pk.Np - pk.N1p;          // row stride of dhrec (room for padded columns)
+  const int64_t Fp = gru ? pkx.N1p : pk.N1p;  // row stride of the dx scratch
+
+  // Weight gradients, accumulated inside the loop: each thread keeps its last CH rows of dG (Gc) and of
+  // [x | 1 | h_prev | 1] (Xc, the ones give the bias gradients) and adds Gc^T @ Xc into its own partial
+  // dW (DW x XW) whenever the chunk is full. No (S, .) gradient buffer, no second pass over the data.
+  const int64_t P = choose_workers(B, S, GH, H);
+  const int64_t maxm = std::max<int64_t>(rows_of(B, 0, P), 1);
+  const int64_t CH = std::max<int64_t>(64, maxm);
+  const Packed pw = plan_pack<T>(0, F + 1, H + 1);  // column layout of Xc / dW
+  const int64_t XF = pw.N1p, XW = pw.Np;            // H part starts at column XF
+  T* Gc = workspace<T>(8, P * CH * DW, k2);
   T* dhr = workspace<T>(9, B * Hp, k3);
   T* dccp = mode == kLSTM ? workspace<T>(10, B * H, k4) : nullptr;
   T* dxs = need_x ? workspace<T>(11, S * Fp, k5) : nullptr;
+  T* Xc = need_w ? workspace<T>(12, P * CH * XW, k6) : nullptr;
+  T* dWk = need_w ? workspace<T>(13, P * DW * XW, k7) : nullptr;
   at::Tensor dh0 = need_h0 ? at::empty({B, H}, opts) : at::Tensor();
   at::Tensor dc0 = need_c0 ? at::empty({B, H}, opts) : at::Tensor();
 
+  const T* xp = x.data_ptr<T>();
   const T* h0p = h0.defined() ? h0.data_ptr<T>() : nullptr;
   const T* c0p = c0.defined() ? c0.data_ptr<T>() : nullptr;
   const bool* rp = reset.defined() ? reset.data_ptr<bool>() : nullptr;
@@ -766,12 +738,32 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
   T* dh0p = dh0.defined() ? dh0.data_ptr<T>() : nullptr;
   T* dc0p = dc0.defined() ? dc0.data_ptr<T>() : nullptr;
 
-  const int64_t P = choose_workers(B, S, GH, H);
   run_workers(P, [&](int64_t k) {
+    T* gc = Gc + k * CH * DW;
+    T* xc = need_w ? Xc + k * CH * XW : nullptr;
+    T* dw = need_w ? dWk + k * DW * XW : nullptr;
+    if (need_w) {
+      std::memset(xc, 0, sizeof(T) * CH * XW);
+      std::memset(dw, 0, sizeof(T) * DW * XW);
+      for (int64_t i = 0; i < CH; ++i) xc[i * XW + F] = xc[i * XW + XF + H] = T(1);
+    }
+    int64_t n = 0;  // rows in the chunk
+    auto flush = [&]() {
+      if (need_w && n > 0) {
+        if (!gru) {
+          gemm_wgrad<T>(pw.nv, n, gc, DW, 0, DW, xc, XW, 0, pw.panels, dw, XW);
+        } else {  // input side: rows [n_x, r, z] x [x | 1]; recurrent side: rows [r, z, n_h] x [h | 1]
+          gemm_wgrad<T>(pw.nv, n, gc, DW, 0, 3 * H, xc, XW, 0, pw.split, dw, XW);
+          gemm_wgrad<T>(pw.nv, n, gc, DW, H, 4 * H, xc, XW, pw.split, pw.panels, dw, XW);
+        }
+      }
+      n = 0;
+    };
     for (int64_t t = T_ - 1; t >= 0; --t) {
       const int64_t bs = L.bs[t];
       const int64_t m = rows_of(bs, k, P);
       if (m == 0) continue;
+      if (n + m > CH) flush();
       const int64_t next_bs = L.bs[t + 1];
       for (int64_t i = 0; i < m; ++i) {
         const int64_t r = k + i * P;
@@ -781,35 +773,42 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
         const bool cut = !ending && rp && rp[L.off[t + 1] + r];
         const T* dh_in = ending ? dhnp + r * H : (cut ? nullptr : dhr + r * Hp);
         const bool rst = rp && rp[pos];
-        T* dg = dGp + pos * DW;
+        const T* hp = rst ? nullptr : (t > 0 ? yp + (L.off[t - 1] + r) * H : h0p ? h0p + r * H : nullptr);
+        T* dg = gc + (n + i) * DW;
         if (mode == kLSTM) {
           const T* dc_in = ending ? dcnp + r * H : (cut ? nullptr : dccp + r * H);
           const T* cp = rst ? nullptr : (t > 0 ? Cp + (L.off[t - 1] + r) * H : (c0p ? c0p + r * H : nullptr));
           lstm_bwd_row<T>(H, Gs + pos * DW, Cp + pos * H, cp, dyp + pos * H, dh_in, dc_in, dg, dccp + r * H);
         } else if (gru) {
-          const T* hp = rst ? nullptr : (t > 0 ? yp + (L.off[t - 1] + r) * H : (h0p ? h0p + r * H : nullptr));
           gru_bwd_row<T>(H, Gs + pos * DW, hp, dyp + pos * H, dh_in, dg, dhr + r * Hp);
         } else {
           tanh_bwd_row<T>(H, yp + pos * H, dyp + pos * H, dh_in, dg);
+        }
+        if (need_w) {
+          T* xr = xc + (n + i) * XW;
+          std::memcpy(xr, xp + pos * F, sizeof(T) * F);
+          if (hp) std::memcpy(xr + XF, hp, sizeof(T) * H);
+          else std::memset(xr + XF, 0, sizeof(T) * H);
         }
       }
       // [dx_t | dh_{t-1}] of my rows (dh only where a previous state exists or h0 wants a gradient)
       const int64_t row0 = L.off[t] + k;
       const bool want_dh = t > 0 || need_h0;
       T* dxk = need_x ? dxs + row0 * Fp : nullptr;
+      const T* a = gc + n * DW;
       if (!gru) {
-        const Src<T> a{dGp + row0 * DW, P * DW, GH};
         const int64_t q0 = need_x ? 0 : pk.split, q1 = want_dh ? pk.panels : pk.split;
-        gemm_small<T, false>(pk, m, a, Src<T>{}, Bp, q0, q1, dxk, P * Fp, dhr + k * Hp, P * Hp);
+        gemm_small<T, false>(pk, m, Src<T>{a, DW, GH}, Src<T>{}, Bp, q0, q1, dxk, P * Fp, dhr + k * Hp, P * Hp);
       } else {
         if (need_x)
-          gemm_small<T, false>(pkx, m, Src<T>{dGp + row0 * DW, P * DW, GH}, Src<T>{}, Bxp, 0, pkx.panels, dxk,
-                               P * Fp);
+          gemm_small<T, false>(pkx, m, Src<T>{a, DW, GH}, Src<T>{}, Bxp, 0, pkx.panels, dxk, P * Fp);
         if (want_dh)
-          gemm_small<T, true>(pk, m, Src<T>{dGp + row0 * DW + hoff, P * DW, GH}, Src<T>{}, Bp, 0, pk.panels,
-                              nullptr, 0, dhr + k * Hp, P * Hp);
+          gemm_small<T, true>(pk, m, Src<T>{a + hoff, DW, GH}, Src<T>{}, Bp, 0, pk.panels, nullptr, 0,
+                              dhr + k * Hp, P * Hp);
       }
+      n += m;
     }
+    flush();
     const int64_t m0 = rows_of(B, k, P);
     for (int64_t i = 0; i < m0; ++i) {
       const int64_t r = k + i * P;
@@ -825,46 +824,39 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
     }
   });
 
-  // ---- weight gradients: single GEMMs over all positions, dW = dG^T @ [X | H_prev]
   at::Tensor dx, dwih, dwhh, dbih, dbhh;
-  const T* xp = x.data_ptr<T>();
-  const bool need_wih = needs & kNwih, need_whh = needs & kNwhh;
-  if (need_wih || need_whh) {
-    const int64_t FH = F + H;
-    // XH (S, F + H): each position's input and previous hidden state (zeros at t = 0 without h0 and
-    // after a reset)
-    T* XH = workspace<T>(12, S * FH, k6);
-    at::parallel_for(0, T_, 8, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) {
-        for (int64_t r = 0; r < L.bs[t]; ++r) {
-          const int64_t pos = L.off[t] + r;
-          T* d = XH + pos * FH;
-          std::memcpy(d, xp + pos * F, sizeof(T) * F);
-          const T* hsrc = (rp && rp[pos]) ? nullptr : (t > 0 ? yp + (L.off[t - 1] + r) * H : (h0p ? h0p + r * H : nullptr));
-          if (hsrc) std::memcpy(d + F, hsrc, sizeof(T) * H);
-          else std::memset(d + F, 0, sizeof(T) * H);
-        }
-      }
-    });
+  if (need_w) {  // sum the threads' partials; dW rows are in dG's column order
     dwih = at::empty({GH, F}, opts);
     dwhh = at::empty({GH, H}, opts);
+    dbih = at::empty({GH}, opts);
+    dbhh = at::empty({GH}, opts);
     T* di = dwih.data_ptr<T>();
     T* dh = dwhh.data_ptr<T>();
-    const int64_t rows = gru ? 2 * H : GH;  // gates whose input and recurrent gradients share dG columns
-    T* tmp = workspace<T>(13, rows * FH, k7);
-    gemm_big<T>(true, rows, FH, S, dGp + (gru ? H : 0), DW, XH, FH, tmp, FH);
-    at::parallel_for(0, rows, 64, [&](int64_t b, int64_t e) {
+    T* bi = dbih.data_ptr<T>();
+    T* bh = dbhh.data_ptr<T>();
+    at::parallel_for(0, GH, 16, [&](int64_t b, int64_t e) {
+      std::vector<T> acc(XW);
       for (int64_t g = b; g < e; ++g) {
-        std::memcpy(di + g * F, tmp + g * FH, sizeof(T) * F);
-        std::memcpy(dh + g * H, tmp + g * FH + F, sizeof(T) * H);
+        // dG columns of W_ih row g and of W_hh row g
+        const int64_t gi = gru ? (g < 2 * H ? g + H : g - 2 * H) : g;
+        const int64_t gh = gru ? g + H : g;
+        for (int64_t c = 0; c < XW; ++c) acc[c] = T(0);
+        for (int64_t q = 0; q < P; ++q) {
+          const T* wi = dWk + q * DW * XW + gi * XW;
+          const T* wh = dWk + q * DW * XW + gh * XW;
+          for (int64_t c = 0; c <= F; ++c) acc[c] += wi[c];
+          for (int64_t c = XF; c <= XF + H; ++c) acc[c] += wh[c];
+        }
+        std::memcpy(di + g * F, acc.data(), sizeof(T) * F);
+        bi[g] = acc[F];
+        std::memcpy(dh + g * H, acc.data() + XF, sizeof(T) * H);
+        bh[g] = acc[XF + H];
       }
     });
-    if (gru) {  // the n gate: input side from dG[:, n_x], recurrent side from dG[:, n_h]
-      gemm_big<T>(true, H, F, S, dGp, DW, XH, FH, di + 2 * H * F, F);
-      gemm_big<T>(true, H, H, S, dGp + 3 * H, DW, XH + F, FH, dh + 2 * H * H, H);
-    }
-    if (!need_wih) dwih = at::Tensor();
-    if (!need_whh) dwhh = at::Tensor();
+    if (!(needs & kNwih)) dwih = at::Tensor();
+    if (!(needs & kNwhh)) dwhh = at::Tensor();
+    if (!(needs & kNbih)) dbih = at::Tensor();
+    if (!(needs & kNbhh)) dbhh = at::Tensor();
   }
   if (need_x) {
     dx = at::empty({S, F}, opts);
@@ -872,17 +864,6 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
     at::parallel_for(0, S, 1024, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) std::memcpy(d + i * F, dxs + i * Fp, sizeof(T) * F);
     });
-  }
-  if (needs & (kNbih | kNbhh)) {
-    at::Tensor dG = at::from_blob(dGp, {S, DW}, opts);
-    at::Tensor colsum = dG.sum(0);  // (DW,)
-    if (gru) {
-      if (needs & kNbih) dbih = at::cat({colsum.narrow(0, H, 2 * H), colsum.narrow(0, 0, H)});
-      if (needs & kNbhh) dbhh = colsum.narrow(0, H, 3 * H).clone();
-    } else {
-      if (needs & kNbih) dbih = colsum;
-      if (needs & kNbhh) dbhh = (needs & kNbih) ? colsum.clone() : colsum;
-    }
   }
   auto opt = [&](const at::Tensor& t) { return t.defined() ? t : at::empty({0}, opts); };
   return {opt(dx), opt(dwih), opt(dwhh), opt(dbih), opt(dbhh), opt(dh0), opt(dc0)};
@@ -1012,8 +993,7 @@ std::string build_info() {
 #else
   s += "default";
 #endif
-  s += PADLESS_BLAS ? " gemm=blas" : " gemm=aten";
-  s += PADLESS_MKL ? "+mkl" : "";
+  s += " gemm=micro-kernel";
 #ifdef _OPENMP
   s += " openmp";
 #endif
