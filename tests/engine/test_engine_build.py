@@ -138,12 +138,18 @@ def test_cache_key_depends_on_cpu_torch_and_source(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_reports_block_fallback(monkeypatch, capsys, dtype):
+def test_half_precision_reports_block_fallback_and_runs(monkeypatch, capsys, dtype):
     monkeypatch.setattr(_build, "_noticed", set())
     choice = select_engine("cpu", dtype)
     name = str(dtype).replace("torch.", "")
     assert choice.engine == "blocks" and name in choice.reason
     assert name in capsys.readouterr().err
+    m, bs, x = _small_case()
+    w = [t.to(dtype) for t in weights(m)]
+    y, h, c = packed_rnn("lstm", x.to(dtype), bs, *w)
+    assert y.dtype == dtype
+    ref = packed_rnn("lstm", x, bs, *weights(m), engine="reference")
+    assert_all_close((y.float(), h.float(), c.float()), ref, "half vs float32", rtol=2e-2, atol=2e-2)
 
 
 def test_cpu_float_selects_packed(engine_ops):

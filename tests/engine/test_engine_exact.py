@@ -129,3 +129,13 @@ def test_backward_twice_with_retain_graph(engine_ops):
     g1 = torch.autograd.grad(loss, [x, m.weight_hh_l0], retain_graph=True)
     g2 = torch.autograd.grad(loss, [x, m.weight_hh_l0])
     assert_all_close(g1, g2, "second backward")
+
+
+def test_double_backward_is_refused(engine_ops):
+    m = module("gru", 2, 3)
+    bs, off = layout([3, 1])
+    x = torch.randn(off[-1], 2, requires_grad=True)
+    y, _, _ = packed_rnn("gru", x, bs, *weights(m), engine="packed")
+    (g,) = torch.autograd.grad((y ** 2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        g.sum().backward()

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from padless.errors import DataError
 
@@ -46,6 +47,7 @@ class _PackedRNN(torch.autograd.Function):
         return y, hn, cn
 
     @staticmethod
+    @once_differentiable  # double backward is not supported: say so instead of returning zeros
     def backward(ctx: Any, dy: Tensor, dhn: Tensor, dcn: Tensor) -> tuple[Tensor | None, ...]:
         x, batch_sizes, w_ih, w_hh, h0, c0, reset, y, gates, cells = ctx.saved_tensors
         need = ctx.needs_input_grad  # (ops, mode, x, batch_sizes, w_ih, w_hh, b_ih, b_hh, h0, c0, reset)
