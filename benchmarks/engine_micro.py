@@ -35,17 +35,17 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from padless.data.collate import RaggedBatch  # noqa: E402
-from padless.nn.engine import engine_status, packed_rnn  # noqa: E402
-from padless.nn.recurrent import scan  # noqa: E402
+from padless.data.collate import RaggedBatch
+from padless.nn.engine import engine_status, packed_rnn
+from padless.nn.recurrent import scan
 
 TARGETS = {"jv": 1.0, "jv2": 1.0, "long": 0.95, "infer": 0.9}
 TUNED_ENV = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
@@ -66,9 +66,9 @@ class Case:
 
     def __init__(self, name: str, lengths: np.ndarray, F: int, H: int, layers: int, seed: int) -> None:
         g = torch.Generator().manual_seed(seed)
-        self.real = int(lengths.sum())
+        self.real = sum(int(v) for v in lengths)
         B = len(lengths)
-        self.T = max(1, int(round(self.real / B)))
+        self.T = max(1, round(self.real / B))
         self.dense_steps = self.T * B
         self.lstm = torch.nn.LSTM(F, H, num_layers=layers)
         seqs = [torch.randn(int(L), F, generator=g) for L in lengths]

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from engine_helpers import MODES, assert_all_close, grads, layout, module, positions, run_alone, weights
+from engine_helpers import (
+    MODES,
+    assert_all_close,
+    grads,
+    layout,
+    module,
+    positions,
+    run_alone,
+    weights,
+)
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -39,12 +48,12 @@ def check_against_alone(mode: str, lengths: list[int], F: int, H: int, with_stat
     for r in range(B):
         pos = positions(lengths, off, r)
         out, h_r, c_r = run_alone(m, mode, x[pos], None if h0 is None else h0[r], None if c0 is None else c0[r])
-        torch.testing.assert_close(y[pos], out, rtol=1e-5, atol=1e-5, msg=lambda s: f"row {r} outputs: {s}")
-        torch.testing.assert_close(hn[r], h_r, rtol=1e-5, atol=1e-5, msg=lambda s: f"row {r} h_n: {s}")
+        torch.testing.assert_close(y[pos], out, rtol=1e-5, atol=1e-5, msg=lambda s, r=r: f"row {r} outputs: {s}")
+        torch.testing.assert_close(hn[r], h_r, rtol=1e-5, atol=1e-5, msg=lambda s, r=r: f"row {r} h_n: {s}")
         ref_loss = ref_loss + (out * gy[pos]).sum() + (h_r * gh[r]).sum()
         if mode == "lstm":
             assert cn is not None and c_r is not None
-            torch.testing.assert_close(cn[r], c_r, rtol=1e-5, atol=1e-5, msg=lambda s: f"row {r} c_n: {s}")
+            torch.testing.assert_close(cn[r], c_r, rtol=1e-5, atol=1e-5, msg=lambda s, r=r: f"row {r} c_n: {s}")
             ref_loss = ref_loss + (c_r * gc[r]).sum()
     inputs = [x, *w, h0, c0]
     assert_all_close(grads(loss, inputs), grads(ref_loss, inputs), "grads (x, w_ih, w_hh, b_ih, b_hh, h0, c0)")

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from engine_helpers import MODES, assert_all_close, grads, layout, module, run_alone, weights
+from engine_helpers import (
+    MODES,
+    assert_all_close,
+    grads,
+    layout,
+    module,
+    run_alone,
+    weights,
+)
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -33,7 +41,7 @@ def build(rows):
 
 
 def check_resets(mode, rows, F, H, engine):
-    rows, lengths, bs, off, reset = build(rows)
+    rows, _lengths, bs, off, reset = build(rows)
     m = module(mode, F, H)
     g = torch.Generator().manual_seed(7)
     B, S = len(rows), off[-1]
@@ -52,7 +60,7 @@ def check_resets(mode, rows, F, H, engine):
             use_state = k == 0 and not first_reset
             out, h_r, c_r = run_alone(m, mode, x[pos], h0[r] if use_state else None,
                                       (c0[r] if use_state and c0 is not None else None))
-            torch.testing.assert_close(y[pos], out, rtol=1e-5, atol=1e-5, msg=lambda s: f"row {r} seg {k}: {s}")
+            torch.testing.assert_close(y[pos], out, rtol=1e-5, atol=1e-5, msg=lambda s, r=r, k=k: f"row {r} seg {k}: {s}")
             ref = ref + (out * gy[pos]).sum()
             t += L
         torch.testing.assert_close(hn[r], h_r, rtol=1e-5, atol=1e-5)

@@ -34,15 +34,15 @@ from padless.nn.engine._select import (
 from padless.nn.engine.api import ENGINES, MODES, packed_rnn
 
 __all__ = [
-    "packed_rnn",
-    "select_engine",
-    "engine_status",
-    "engine_setting",
-    "load_engine",
+    "ENGINES",
+    "MODES",
+    "SETTINGS",
+    "BuildResult",
     "EngineChoice",
     "EngineStatus",
-    "BuildResult",
-    "MODES",
-    "ENGINES",
-    "SETTINGS",
+    "engine_setting",
+    "engine_status",
+    "load_engine",
+    "packed_rnn",
+    "select_engine",
 ]

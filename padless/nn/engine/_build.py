@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["BuildResult", "SOURCE", "cache_root", "build_key", "load_engine", "notice"]
+__all__ = ["SOURCE", "BuildResult", "build_key", "cache_root", "load_engine", "notice"]
 
 SOURCE = Path(__file__).with_name("packed_rnn.cpp")
 _LIB_BASENAME = "padless_packed_rnn"
@@ -149,7 +149,7 @@ def _try_load(path: Path, namespace: str) -> str | None:
         ns = getattr(torch.ops, namespace)
         ns.rnn_forward  # noqa: B018 - resolve the op now
         ns.build_info()
-    except Exception as e:  # a truncated / foreign / stale file fails in many ways
+    except Exception as e:  # noqa: BLE001 - a truncated / foreign / stale file fails in many ways
         return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return None
 
@@ -194,7 +194,7 @@ def _compile(name: str, build_dir: Path, flags: list[str]) -> tuple[Path | None,
                 is_python_module=False,
                 verbose=False,
             )
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any build failure becomes a one-line notice
         log = build_dir / "build-error.log"
         with contextlib.suppress(OSError):
             log.write_text(f"{e}\n{out.getvalue()}", encoding="utf-8")
@@ -268,7 +268,7 @@ def load_engine(*, refresh: bool = False) -> BuildResult:
             return _result
         try:
             res = _build_or_load(cache_root())
-        except Exception as e:  # never let the engine's build break a training run
+        except Exception as e:  # noqa: BLE001 - never let the engine's build break a training run
             res = BuildResult(False, f"unexpected {type(e).__name__}: {e}".splitlines()[0])
         if not res.ok:
             notice(f"packed recurrent engine unavailable: {res.reason}; falling back to the block engine")

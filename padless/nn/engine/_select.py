@@ -22,7 +22,7 @@ import torch
 from padless.errors import ConfigError
 from padless.nn.engine import _build
 
-__all__ = ["SETTINGS", "EngineChoice", "EngineStatus", "engine_setting", "select_engine", "engine_status"]
+__all__ = ["SETTINGS", "EngineChoice", "EngineStatus", "engine_setting", "engine_status", "select_engine"]
 
 SETTINGS = ("auto", "packed", "blocks")
 _PACKED_DTYPES = (torch.float32, torch.float64)

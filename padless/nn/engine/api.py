@@ -10,6 +10,7 @@ Does not own: the engines themselves (``_packed``, ``_blocks``, ``_reference``),
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import torch
@@ -22,7 +23,7 @@ from padless.nn.engine._packed import run_packed
 from padless.nn.engine._reference import reference_rnn
 from padless.nn.engine._select import select_engine
 
-__all__ = ["MODES", "ENGINES", "packed_rnn"]
+__all__ = ["ENGINES", "MODES", "packed_rnn"]
 
 MODES = {"lstm": 4, "gru": 3, "rnn_tanh": 1}  # mode -> gate count
 ENGINES = ("packed", "reference", "cudnn", "blocks")
@@ -76,7 +77,7 @@ def _auto_engine(x: Tensor, has_reset: bool) -> str:
 
 
 def _check_layout(bs: list[int], S: int) -> None:
-    for t, (a, b) in enumerate(zip(bs, bs[1:])):
+    for t, (a, b) in enumerate(itertools.pairwise(bs)):
         if b > a:
             raise DataError(f"batch_sizes must be non-increasing; batch_sizes[{t + 1}] = {b} > batch_sizes[{t}] = {a}")
     if bs[-1] <= 0:
