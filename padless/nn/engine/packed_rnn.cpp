@@ -27,8 +27,11 @@
 // A namespace of our own for the inline vector code, so it can never be confused with libtorch's copies.
 #define CPU_CAPABILITY padless_vec
 
-#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
 
@@ -101,6 +104,15 @@ inline int64_t rows_of(int64_t n, int64_t k, int64_t P) { return n > k ? (n - 1 
 
 // Below this many multiply-adds of recurrent work (S * GH * H) a second thread costs more than it saves.
 double g_min_parallel_work = 1e5;
+// Pad the row stride of buffers that neighbouring threads write (row r and r + 1 belong to different
+// threads) to whole cache lines, so the threads never share a line (no false sharing).
+double g_pad_rows = 1;
+
+template <typename T>
+int64_t row_stride(int64_t n, int64_t P) {
+  constexpr int64_t line = 64 / sizeof(T);
+  return (P > 1 && g_pad_rows != 0) ? (n + line - 1) / line * line : n;
+}
 
 int64_t choose_workers(int64_t B, int64_t S, int64_t GH, int64_t H) {
   int64_t P = std::min<int64_t>(at::get_num_threads(), B);
@@ -201,12 +213,13 @@ T* workspace(int slot, int64_t numel, at::Tensor& keep) {
 // broadcast of A per row and NV vector loads of W per k; panels are the outer loop so a panel stays in L1
 // across the row blocks. No call overhead, no packing per step, no allocation. C must have room for the
 // padded columns; panels below `split` go to C1, the others to C2 (one GEMM, two destinations).
+// (float64 is for checking and precision, not speed: fewer register blocks keep the build short.)
 #if defined(CPU_CAPABILITY_AVX512)
-template <int NV> constexpr int kMaxMR = 12;
+template <typename T, int NV> constexpr int kMaxMR = sizeof(T) == 8 ? 4 : 12;
 #elif defined(CPU_CAPABILITY_AVX2)
-template <int NV> constexpr int kMaxMR = NV == 1 ? 12 : 6;
+template <typename T, int NV> constexpr int kMaxMR = sizeof(T) == 8 ? 4 : (NV == 1 ? 12 : 6);
 #else
-template <int NV> constexpr int kMaxMR = 4;
+template <typename T, int NV> constexpr int kMaxMR = 4;
 #endif
 
 template <typename T>
@@ -264,7 +277,7 @@ inline void micro_kernel(const Src<T>& s1, const Src<T>& s2, const T* __restrict
     }
 }
 
-template <typename T, int NV, bool ACC, bool GEN = false, int MR = kMaxMR<NV>>
+template <typename T, int NV, bool ACC, bool GEN = false, int MR = kMaxMR<T, NV>>
 inline void micro_dispatch(int mr, const Src<T>& s1, const Src<T>& s2, const T* Bp, T* C, int64_t ldc,
                            int64_t ldb = 0) {
   if constexpr (MR > 0) {
@@ -351,7 +364,7 @@ void gemm_small(const Packed& p, int64_t m, const Src<T>& s1, const Src<T>& s2, 
   if (m <= 0 || q0 >= q1) return;
   auto run = [&](auto nv_tag) {
     constexpr int NV = decltype(nv_tag)::value;
-    constexpr int MRX = kMaxMR<NV>;
+    constexpr int MRX = kMaxMR<T, NV>;
     constexpr int64_t NR = NV * Vectorized<T>::size();
     const int64_t blocks = (m + MRX - 1) / MRX;
     for (int64_t q = q0; q < q1; ++q) {
@@ -379,7 +392,7 @@ void gemm_wgrad(int64_t nv, int64_t n, const T* Gc, int64_t ldg, int64_t g0, int
   if (n <= 0 || g0 >= g1 || q0 >= q1) return;
   auto run = [&](auto nv_tag) {
     constexpr int NV = decltype(nv_tag)::value;
-    constexpr int MRX = kMaxMR<NV>;
+    constexpr int MRX = kMaxMR<T, NV>;
     constexpr int64_t NR = NV * Vectorized<T>::size();
     const int64_t M = g1 - g0, blocks = (M + MRX - 1) / MRX;
     for (int64_t q = q0; q < q1; ++q) {
@@ -547,16 +560,17 @@ std::vector<at::Tensor> forward_impl(int64_t mode, const at::Tensor& x, const La
                                      bool need_grad) {
   const int64_t S = L.S, B = L.B, T_ = L.T;
   const int64_t F = x.size(1), H = w_hh.size(1), G = gates_of(mode), GH = G * H;
-  const int64_t SW = mode == kGRU ? 4 * H : GH;  // width of the saved activations
   auto opts = x.options();
+  const int64_t P = choose_workers(B, S, GH, H);
+  const int64_t SW = row_stride<T>(mode == kGRU ? 4 * H : GH, P);  // row stride of the saved activations
+  const int64_t ldh = row_stride<T>(H, P);                         // row stride of h and c buffers
   at::Tensor y = at::empty({S, H}, opts);
   at::Tensor hn = at::empty({B, H}, opts);
   at::Tensor cn = mode == kLSTM ? at::empty({B, H}, opts) : at::Tensor();
-  // saved for backward: activations (S, SW) (not for tanh: y is enough) and LSTM cell states (S, H)
+  // saved for backward: activations (S, SW) (not for tanh: y is enough) and LSTM cell states (S, ldh)
   at::Tensor Gs = need_grad && mode != kTanh ? at::empty({S, SW}, opts) : at::Tensor();
-  at::Tensor Cs = need_grad && mode == kLSTM ? at::empty({S, H}, opts) : at::Tensor();
+  at::Tensor Cs = need_grad && mode == kLSTM ? at::empty({S, ldh}, opts) : at::Tensor();
 
-  const int64_t P = choose_workers(B, S, GH, H);
   const int64_t maxm = std::max<int64_t>(rows_of(B, 0, P), 1);
   const T* wih = w_ih.data_ptr<T>();
   const T* whh = w_hh.data_ptr<T>();
@@ -580,9 +594,12 @@ std::vector<at::Tensor> forward_impl(int64_t mode, const at::Tensor& x, const La
   T* hz = workspace<T>(4, P * maxm * H, k4);  // previous h of my rows with reset rows zeroed
   T* cst = nullptr;                          // inference LSTM: running cell state per row
   if (mode == kLSTM && !need_grad) {
-    cst = workspace<T>(5, B * H, k5);
-    if (c0.defined()) std::memcpy(cst, c0.data_ptr<T>(), sizeof(T) * B * H);
+    cst = workspace<T>(5, B * ldh, k5);
+    if (c0.defined())
+      for (int64_t r = 0; r < B; ++r) std::memcpy(cst + r * ldh, c0.data_ptr<T>() + r * H, sizeof(T) * H);
   }
+  at::Tensor k6;
+  T* yw = ldh == H ? y.data_ptr<T>() : workspace<T>(14, S * ldh, k6);  // h of every position (row stride ldh)
 
   const T* xp = x.data_ptr<T>();
   const T* bx = bias_x.data_ptr<T>();
@@ -590,7 +607,7 @@ std::vector<at::Tensor> forward_impl(int64_t mode, const at::Tensor& x, const La
   const T* h0p = h0.defined() ? h0.data_ptr<T>() : nullptr;
   const T* c0p = c0.defined() ? c0.data_ptr<T>() : nullptr;
   const bool* rp = reset.defined() ? reset.data_ptr<bool>() : nullptr;
-  T* yp = y.data_ptr<T>();
+  T* yp = yw;
   T* hnp = hn.data_ptr<T>();
   T* cnp = cn.defined() ? cn.data_ptr<T>() : nullptr;
   T* Gp = Gs.defined() ? Gs.data_ptr<T>() : nullptr;
@@ -605,7 +622,8 @@ std::vector<at::Tensor> forward_impl(int64_t mode, const at::Tensor& x, const La
       const int64_t m = rows_of(bs, k, P);
       if (m == 0) break;
       // previous hidden state of my rows: block t-1 of y (its first bs rows), or h0; reset rows read zeros
-      Src<T> hs{t > 0 ? yp + (L.off[t - 1] + k) * H : (h0p ? h0p + k * H : nullptr), P * H, H};
+      Src<T> hs = t > 0 ? Src<T>{yp + (L.off[t - 1] + k) * ldh, P * ldh, H}
+                        : Src<T>{h0p ? h0p + k * H : nullptr, P * H, H};
       if (hs.a && rp) {
         bool any = false;
         for (int64_t i = 0; i < m && !any; ++i) any = rp[L.off[t] + k + i * P];
@@ -631,22 +649,22 @@ std::vector<at::Tensor> forward_impl(int64_t mode, const at::Tensor& x, const La
         const bool rst = rp && rp[pos];
         const bool has_prev = !rst && (t > 0 || h0p);
         const bool ending = r >= next_bs;
-        T* h_out = yp + pos * H;
+        T* h_out = yp + pos * ldh;
         T* hnr = ending ? hnp + r * H : nullptr;
         T* act = Gp ? Gp + pos * SW : nullptr;
         if (mode == kLSTM) {
           const T* cp = nullptr;
           T* c_out;
           if (need_grad) {
-            if (!rst) cp = t > 0 ? Cp + (L.off[t - 1] + r) * H : c0p ? c0p + r * H : nullptr;
-            c_out = Cp + pos * H;
+            if (!rst) cp = t > 0 ? Cp + (L.off[t - 1] + r) * ldh : c0p ? c0p + r * H : nullptr;
+            c_out = Cp + pos * ldh;
           } else {
-            if (!rst && (t > 0 || c0p)) cp = cst + r * H;
-            c_out = cst + r * H;
+            if (!rst && (t > 0 || c0p)) cp = cst + r * ldh;
+            c_out = cst + r * ldh;
           }
           lstm_fwd_row<T>(H, s1 + i * W1, bx, cp, c_out, h_out, hnr, ending ? cnp + r * H : nullptr, act);
         } else if (gru) {
-          const T* hp = has_prev ? (t > 0 ? yp + (L.off[t - 1] + r) * H : h0p + r * H) : nullptr;
+          const T* hp = has_prev ? (t > 0 ? yp + (L.off[t - 1] + r) * ldh : h0p + r * H) : nullptr;
           gru_fwd_row<T>(H, s1 + i * W1, has_prev ? s2 + i * pkh.Np : nullptr, bx, bhn, hp, h_out, hnr, act);
         } else {
           tanh_fwd_row<T>(H, s1 + i * W1, bx, h_out, hnr);
@@ -654,6 +672,12 @@ std::vector<at::Tensor> forward_impl(int64_t mode, const at::Tensor& x, const La
       }
     }
   });
+  if (yw != y.data_ptr<T>()) {  // compact the padded rows into y
+    T* d = y.data_ptr<T>();
+    at::parallel_for(0, S, 256, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) std::memcpy(d + i * H, yw + i * ldh, sizeof(T) * H);
+    });
+  }
   std::vector<at::Tensor> out{y, hn};
   out.push_back(cn.defined() ? cn : at::empty({0}, opts));
   out.push_back(Gs.defined() ? Gs : at::empty({0}, opts));
@@ -718,7 +742,7 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
   const int64_t XF = pw.N1p, XW = pw.Np;            // H part starts at column XF
   T* Gc = workspace<T>(8, P * CH * DW, k2);
   T* dhr = workspace<T>(9, B * Hp, k3);
-  T* dccp = mode == kLSTM ? workspace<T>(10, B * H, k4) : nullptr;
+  T* dccp = mode == kLSTM ? workspace<T>(10, B * row_stride<T>(H, P), k4) : nullptr;
   T* dxs = need_x ? workspace<T>(11, S * Fp, k5) : nullptr;
   T* Xc = need_w ? workspace<T>(12, P * CH * XW, k6) : nullptr;
   T* dWk = need_w ? workspace<T>(13, P * DW * XW, k7) : nullptr;
@@ -732,6 +756,9 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
   const T* yp = y.data_ptr<T>();
   const T* Gs = mode == kTanh ? nullptr : Gsave.data_ptr<T>();
   const T* Cp = mode == kLSTM ? Cs.data_ptr<T>() : nullptr;
+  const int64_t ldg = mode == kTanh ? 0 : Gsave.size(1);  // row strides chosen by the forward
+  const int64_t ldc = mode == kLSTM ? Cs.size(1) : 0;
+  const int64_t ldd = row_stride<T>(H, P);                // dcc: written by neighbouring threads
   const T* dyp = dy.data_ptr<T>();
   const T* dhnp = dhn.data_ptr<T>();
   const T* dcnp = mode == kLSTM ? dcn.data_ptr<T>() : nullptr;
@@ -776,11 +803,11 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
         const T* hp = rst ? nullptr : (t > 0 ? yp + (L.off[t - 1] + r) * H : h0p ? h0p + r * H : nullptr);
         T* dg = gc + (n + i) * DW;
         if (mode == kLSTM) {
-          const T* dc_in = ending ? dcnp + r * H : (cut ? nullptr : dccp + r * H);
-          const T* cp = rst ? nullptr : (t > 0 ? Cp + (L.off[t - 1] + r) * H : (c0p ? c0p + r * H : nullptr));
-          lstm_bwd_row<T>(H, Gs + pos * DW, Cp + pos * H, cp, dyp + pos * H, dh_in, dc_in, dg, dccp + r * H);
+          const T* dc_in = ending ? dcnp + r * H : (cut ? nullptr : dccp + r * ldd);
+          const T* cp = rst ? nullptr : (t > 0 ? Cp + (L.off[t - 1] + r) * ldc : (c0p ? c0p + r * H : nullptr));
+          lstm_bwd_row<T>(H, Gs + pos * ldg, Cp + pos * ldc, cp, dyp + pos * H, dh_in, dc_in, dg, dccp + r * ldd);
         } else if (gru) {
-          gru_bwd_row<T>(H, Gs + pos * DW, hp, dyp + pos * H, dh_in, dg, dhr + r * Hp);
+          gru_bwd_row<T>(H, Gs + pos * ldg, hp, dyp + pos * H, dh_in, dg, dhr + r * Hp);
         } else {
           tanh_bwd_row<T>(H, yp + pos * H, dyp + pos * H, dh_in, dg);
         }
@@ -819,7 +846,7 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
       }
       if (dc0p) {
         if (rst) std::memset(dc0p + r * H, 0, sizeof(T) * H);
-        else std::memcpy(dc0p + r * H, dccp + r * H, sizeof(T) * H);
+        else std::memcpy(dc0p + r * H, dccp + r * ldd, sizeof(T) * H);
       }
     }
   });
@@ -966,10 +993,11 @@ std::vector<at::Tensor> rnn_backward(int64_t mode, const at::Tensor& x_, const a
   TORCH_CHECK(y.is_contiguous() && y.size(0) == L.S && y.size(1) == H, "padless: saved output has the wrong shape");
   const int64_t SW = mode == kGRU ? 4 * H : w_hh.size(0);
   if (mode != kTanh)
-    TORCH_CHECK(Gsave.is_contiguous() && Gsave.size(0) == L.S && Gsave.size(1) == SW,
+    TORCH_CHECK(Gsave.dim() == 2 && Gsave.is_contiguous() && Gsave.size(0) == L.S && Gsave.size(1) >= SW,
                 "padless: saved gates have the wrong shape");
   if (mode == kLSTM)
-    TORCH_CHECK(Cs.is_contiguous() && Cs.size(0) == L.S && Cs.size(1) == H, "padless: saved cells have the wrong shape");
+    TORCH_CHECK(Cs.dim() == 2 && Cs.is_contiguous() && Cs.size(0) == L.S && Cs.size(1) >= H,
+                "padless: saved cells have the wrong shape");
   at::Tensor dy = dy_.contiguous(), dhn = dhn_.contiguous();
   TORCH_CHECK(dy.sizes() == y.sizes() && dhn.size(0) == L.B && dhn.size(1) == H, "padless: gradient shapes");
   at::Tensor dcn;
@@ -1003,7 +1031,7 @@ std::string build_info() {
 // Tests and tuning: "parallel_work" (0 = always split rows across threads); a negative value only reads.
 // Returns the previous value.
 double tuning(const std::string& name, double v) {
-  double* p = name == "parallel_work" ? &g_min_parallel_work : nullptr;
+  double* p = name == "parallel_work" ? &g_min_parallel_work : (name == "pad_rows" ? &g_pad_rows : nullptr);
   TORCH_CHECK(p != nullptr, "padless: unknown tuning knob ", name);
   const double old = *p;
   if (v >= 0) *p = v;
