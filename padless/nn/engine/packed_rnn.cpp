@@ -31,12 +31,16 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
 #include <ATen/ops/zeros.h>
+#include <c10/core/impl/alloc_cpu.h>
 #include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <type_traits>
 #include <vector>
 
@@ -179,6 +183,71 @@ template <typename T, bool Full>
 inline void st(const Vectorized<T>& v, T* p, int64_t n) {
   if constexpr (Full) v.store(p);
   else v.store(p, n);
+}
+
+// ------------------------------------------------------------------------------------------- block pool
+// The large tensors a call returns or saves for backward (y, activations, cells, dx, dW) come from a pool
+// of blocks that go back to it when the tensor is freed. Under glibc's default allocator every such
+// buffer is otherwise mmap'ed, faulted in page by page by both threads and munmap'ed (TLB shootdowns
+// across the threads) at every training step; measured here to cost more than the whole 2-thread
+// speed-up. Free blocks are capped (g_pool_bytes, 0 = off); small tensors use at::empty.
+double g_pool_bytes = double(int64_t(64) << 20);
+
+class BlockPool {
+ public:
+  void* get(size_t bytes, size_t& got) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      auto it = free_.lower_bound(bytes);
+      if (it != free_.end() && it->first <= bytes + bytes / 4) {  // never hand out a much bigger block
+        got = it->first;
+        void* p = it->second;
+        free_bytes_ -= it->first;
+        free_.erase(it);
+        return p;
+      }
+    }
+    got = bytes;
+    return c10::alloc_cpu(bytes);
+  }
+  void put(void* p, size_t bytes) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      const size_t cap = (size_t)g_pool_bytes;
+      while (free_bytes_ + bytes > cap && !free_.empty()) {  // evict the largest blocks first
+        auto last = std::prev(free_.end());
+        free_bytes_ -= last->first;
+        c10::free_cpu(last->second);
+        free_.erase(last);
+      }
+      if (free_bytes_ + bytes <= cap) {
+        free_.emplace(bytes, p);
+        free_bytes_ += bytes;
+        return;
+      }
+    }
+    c10::free_cpu(p);
+  }
+
+ private:
+  std::mutex mu_;
+  std::multimap<size_t, void*> free_;
+  size_t free_bytes_ = 0;
+};
+
+BlockPool& pool() {
+  static BlockPool* p = new BlockPool();  // leaked: tensors may be freed during interpreter shutdown
+  return *p;
+}
+
+at::Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& opts) {
+  int64_t numel = 1;
+  for (int64_t v : sizes) numel *= v;
+  const size_t bytes = (size_t)std::max<int64_t>(numel, 1) * opts.dtype().itemsize();
+  if (bytes < (size_t(64) << 10) || g_pool_bytes <= 0) return at::empty(sizes, opts);
+  size_t got = 0;
+  void* p = pool().get(bytes, got);
+  return at::from_blob(p, sizes, [got](void* q) { pool().put(q, got); }, opts);
 }
 
 // ------------------------------------------------------------------------------------------- workspace
@@ -564,12 +633,12 @@ std::vector<at::Tensor> forward_impl(int64_t mode, const at::Tensor& x, const La
   const int64_t P = choose_workers(B, S, GH, H);
   const int64_t SW = row_stride<T>(mode == kGRU ? 4 * H : GH, P);  // row stride of the saved activations
   const int64_t ldh = row_stride<T>(H, P);                         // row stride of h and c buffers
-  at::Tensor y = at::empty({S, H}, opts);
-  at::Tensor hn = at::empty({B, H}, opts);
-  at::Tensor cn = mode == kLSTM ? at::empty({B, H}, opts) : at::Tensor();
+  at::Tensor y = pooled_empty({S, H}, opts);
+  at::Tensor hn = pooled_empty({B, H}, opts);
+  at::Tensor cn = mode == kLSTM ? pooled_empty({B, H}, opts) : at::Tensor();
   // saved for backward: activations (S, SW) (not for tanh: y is enough) and LSTM cell states (S, ldh)
-  at::Tensor Gs = need_grad && mode != kTanh ? at::empty({S, SW}, opts) : at::Tensor();
-  at::Tensor Cs = need_grad && mode == kLSTM ? at::empty({S, ldh}, opts) : at::Tensor();
+  at::Tensor Gs = need_grad && mode != kTanh ? pooled_empty({S, SW}, opts) : at::Tensor();
+  at::Tensor Cs = need_grad && mode == kLSTM ? pooled_empty({S, ldh}, opts) : at::Tensor();
 
   const int64_t maxm = std::max<int64_t>(rows_of(B, 0, P), 1);
   const T* wih = w_ih.data_ptr<T>();
@@ -853,8 +922,8 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
 
   at::Tensor dx, dwih, dwhh, dbih, dbhh;
   if (need_w) {  // sum the threads' partials; dW rows are in dG's column order
-    dwih = at::empty({GH, F}, opts);
-    dwhh = at::empty({GH, H}, opts);
+    dwih = pooled_empty({GH, F}, opts);
+    dwhh = pooled_empty({GH, H}, opts);
     dbih = at::empty({GH}, opts);
     dbhh = at::empty({GH}, opts);
     T* di = dwih.data_ptr<T>();
@@ -886,7 +955,7 @@ std::vector<at::Tensor> backward_impl(int64_t mode, const at::Tensor& x, const L
     if (!(needs & kNbhh)) dbhh = at::Tensor();
   }
   if (need_x) {
-    dx = at::empty({S, F}, opts);
+    dx = pooled_empty({S, F}, opts);
     T* d = dx.data_ptr<T>();
     at::parallel_for(0, S, 1024, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) std::memcpy(d + i * F, dxs + i * Fp, sizeof(T) * F);
@@ -1028,10 +1097,13 @@ std::string build_info() {
   return s;
 }
 
-// Tests and tuning: "parallel_work" (0 = always split rows across threads); a negative value only reads.
-// Returns the previous value.
+// Tests and tuning: "parallel_work" (0 = always split rows across threads), "pad_rows" (0/1), "pool_bytes"
+// (cap on pooled free blocks, 0 = no pool); a negative value only reads. Returns the previous value.
 double tuning(const std::string& name, double v) {
-  double* p = name == "parallel_work" ? &g_min_parallel_work : (name == "pad_rows" ? &g_pad_rows : nullptr);
+  double* p = name == "parallel_work" ? &g_min_parallel_work
+              : name == "pad_rows"    ? &g_pad_rows
+              : name == "pool_bytes"  ? &g_pool_bytes
+                                      : nullptr;
   TORCH_CHECK(p != nullptr, "padless: unknown tuning knob ", name);
   const double old = *p;
   if (v >= 0) *p = v;
