@@ -148,3 +148,21 @@ def test_double_backward_is_refused(engine_ops):
     (g,) = torch.autograd.grad((y ** 2).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):
         g.sum().backward()
+
+
+def test_pooled_outputs_are_never_shared_between_live_tensors(engine_ops):
+    """Large outputs come from a block pool: a live tensor's memory is never handed out again."""
+    m = module("lstm", 8, 64)
+    bs, off = layout([300, 280, 250])  # y is (830, 64): large enough to be pooled
+    x1, x2 = torch.randn(off[-1], 8), torch.randn(off[-1], 8)
+    with torch.no_grad():
+        y1, _, _ = packed_rnn("lstm", x1, bs, *weights(m), engine="packed")
+        keep = y1.clone()
+        for _ in range(3):
+            y2, _, _ = packed_rnn("lstm", x2, bs, *weights(m), engine="packed")
+            assert y2.data_ptr() != y1.data_ptr()
+            del y2
+        torch.testing.assert_close(y1, keep, rtol=0, atol=0)
+        del y1
+        y3, _, _ = packed_rnn("lstm", x1, bs, *weights(m), engine="packed")
+    torch.testing.assert_close(y3, keep, rtol=0, atol=0)
