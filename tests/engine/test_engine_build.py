@@ -189,3 +189,22 @@ def test_cudnn_engine_matches_reference_on_gpu(mode):
     got = packed_rnn(mode, x, bs, *weights(m), h0=h0, reset=reset)  # resets on CUDA: blocks
     ref = packed_rnn(mode, x, bs, *weights(m), h0=h0, reset=reset, engine="reference")
     assert_all_close(got, ref, "cuda resets vs reference", rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+def test_cudnn_call_is_right_on_the_cpu_packed_path(mode):
+    """The cudnn engine's torch._VF packed call also runs on the CPU (PyTorch's packed loop): check its
+    arguments and result layout there, so the GPU path is not first exercised on a GPU."""
+    from padless.nn.engine._blocks import cudnn_rnn
+
+    m = module(mode, 3, 5)
+    bs, off = layout([6, 4, 4, 1])
+    x = torch.randn(off[-1], 3, requires_grad=True)
+    h0 = torch.randn(4, 5, requires_grad=True)
+    c0 = torch.randn(4, 5, requires_grad=True) if mode == "lstm" else None
+    got = cudnn_rnn(mode, x, bs, *weights(m), h0, c0)
+    ref = packed_rnn(mode, x, bs, *weights(m), h0=h0, c0=c0, engine="reference")
+    assert_all_close(got, ref, "cudnn call on CPU vs reference")
+    inputs = [x, h0] + ([c0] if c0 is not None else []) + list(m.parameters())
+    loss = lambda out: sum((t * (i + 1)).sum() for i, t in enumerate(out) if t is not None)
+    assert_all_close(torch.autograd.grad(loss(got), inputs), torch.autograd.grad(loss(ref), inputs), "grads")
