@@ -20,10 +20,13 @@ def engine_ops():
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def threads(request, engine_ops):
-    """Run with 1 thread, or 2 threads with the row split forced on even for tiny shapes."""
+    """Run with 1 thread, or 2 threads with the row split forced on even for tiny shapes (and the
+    cache-line-padded row strides, so both layouts are covered)."""
     old_n = torch.get_num_threads()
     old_work = engine_ops.tuning("parallel_work", 0.0 if request.param > 1 else 1e18)
+    old_pad = engine_ops.tuning("pad_rows", 1.0 if request.param > 1 else 0.0)
     torch.set_num_threads(request.param)
     yield request.param
     torch.set_num_threads(old_n)
     engine_ops.tuning("parallel_work", old_work)
+    engine_ops.tuning("pad_rows", old_pad)

@@ -235,7 +235,7 @@ def _build_or_load(root: Path) -> BuildResult:
     missing = _missing_tool()
     if missing is not None:
         return BuildResult(False, missing)
-    notice("compiling the packed recurrent engine (first use, ~30 s)...")
+    notice("compiling the packed recurrent engine (first use, ~20 s)...")
     total = 0.0
     for attempt, attempt_name in enumerate((name, f"{name}_r")):
         if attempt == 1:

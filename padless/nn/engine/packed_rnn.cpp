@@ -109,8 +109,9 @@ inline int64_t rows_of(int64_t n, int64_t k, int64_t P) { return n > k ? (n - 1 
 // Below this many multiply-adds of recurrent work (S * GH * H) a second thread costs more than it saves.
 double g_min_parallel_work = 1e5;
 // Pad the row stride of buffers that neighbouring threads write (row r and r + 1 belong to different
-// threads) to whole cache lines, so the threads never share a line (no false sharing).
-double g_pad_rows = 1;
+// threads) to whole cache lines, so the threads never share a line. Off: measured no gain here (H = 37,
+// 100 on 2 cores), and y then needs compacting; kept as a knob ("pad_rows") for machines where it pays.
+double g_pad_rows = 0;
 
 template <typename T>
 int64_t row_stride(int64_t n, int64_t P) {
