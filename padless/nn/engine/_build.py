@@ -106,7 +106,8 @@ def _flags() -> list[str]:
     if sys.platform == "win32":
         return ["/O2", "/openmp"]
     flags = ["-O3", "-fno-math-errno"]
-    if "OpenMP" in torch.__config__.parallel_info().split("ATen parallel backend:")[-1].splitlines()[0]:
+    openmp = "OpenMP" in torch.__config__.parallel_info().split("ATen parallel backend:")[-1].splitlines()[0]
+    if openmp and sys.platform != "darwin":  # Apple clang has no plain -fopenmp: one thread there
         flags.append("-fopenmp")  # at::parallel_for is an OpenMP pragma in torch's headers
     if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("PADLESS_NATIVE", "1") != "0":
         flags.append("-march=native")  # the build runs on the machine that uses it; the key names the CPU

@@ -47,6 +47,11 @@
 #ifndef PADLESS_NS
 #define PADLESS_NS padless_engine
 #endif
+#if defined(_MSC_VER)
+#define PADLESS_RESTRICT __restrict
+#else
+#define PADLESS_RESTRICT __restrict__
+#endif
 
 namespace {
 
@@ -188,10 +193,11 @@ inline void st(const Vectorized<T>& v, T* p, int64_t n) {
 
 // ------------------------------------------------------------------------------------------- block pool
 // The large tensors a call returns or saves for backward (y, activations, cells, dx, dW) come from a pool
-// of blocks that go back to it when the tensor is freed. Under glibc's default allocator every such
-// buffer is otherwise mmap'ed, faulted in page by page by both threads and munmap'ed (TLB shootdowns
-// across the threads) at every training step; measured here to cost more than the whole 2-thread
-// speed-up. Free blocks are capped (g_pool_bytes, 0 = off); small tensors use at::empty.
+// of blocks that go back to it when the tensor is freed, so that under glibc's default allocator a
+// training step does not mmap, fault in (page by page, from both threads) and munmap them again (the
+// effect benchmarks/RESULTS.md measured for long dense calls). At JapaneseVowels sizes an A/B showed no
+// difference on this machine; it matters for buffers above glibc's dynamic mmap threshold (up to 32 MiB).
+// Free blocks are capped (g_pool_bytes, 0 = off); tensors under 64 KiB use at::empty.
 double g_pool_bytes = double(int64_t(64) << 20);
 
 class BlockPool {
@@ -302,12 +308,12 @@ struct Src {
 // acc += A (MR rows, element (i, k) at A[i * lda + k * ldk]) @ B (K x NR, row k at Bp + k * ldb). The
 // per-step kernels (GEN = false) have ldk = 1 and ldb = NR (packed panels) built in.
 template <typename T, int MR, int NV, bool GEN>
-inline void micro_accumulate(Vectorized<T> (&acc)[MR][NV], const Src<T>& s, const T* __restrict__ Bp,
+inline void micro_accumulate(Vectorized<T> (&acc)[MR][NV], const Src<T>& s, const T* PADLESS_RESTRICT Bp,
                              int64_t ldb_) {
   using V = Vectorized<T>;
   constexpr int VL = V::size();
   constexpr int NR = NV * VL;
-  const T* __restrict__ A = s.a;
+  const T* PADLESS_RESTRICT A = s.a;
   const int64_t lda = s.lda;
   const int64_t ldk = GEN ? s.ldk : 1;
   const int64_t ldb = GEN ? ldb_ : NR;
@@ -325,7 +331,7 @@ inline void micro_accumulate(Vectorized<T> (&acc)[MR][NV], const Src<T>& s, cons
 }
 
 template <typename T, int MR, int NV, bool ACC, bool GEN = false>
-inline void micro_kernel(const Src<T>& s1, const Src<T>& s2, const T* __restrict__ Bp, T* __restrict__ C,
+inline void micro_kernel(const Src<T>& s1, const Src<T>& s2, const T* PADLESS_RESTRICT Bp, T* PADLESS_RESTRICT C,
                          int64_t ldc, int64_t ldb = 0) {
   using V = Vectorized<T>;
   constexpr int VL = V::size();
