@@ -119,6 +119,17 @@ class SegmentPlan:
             self._cache[key] = make()
         return self._cache[key]  # type: ignore[no-any-return]
 
+    def batch_sizes(self) -> torch.Tensor:
+        """(T,) int64 CPU tensor: rows active at each step (``PackedSequence.batch_sizes`` of this plan; for an exact
+        plan the layout *is* ``PackedSequence.data``).
+
+        Example:
+            >>> make_plan(np.array([3, 1])).batch_sizes().tolist()
+            [2, 1, 1]
+        """
+        return self.cached("batch_sizes", lambda: torch.from_numpy(
+            (self.lengths[:, None] > np.arange(self.max_length)[None, :]).sum(0).astype(np.int64)))
+
     def positions(self) -> np.ndarray:
         """(B, max_length) layout position of step ``t`` of sorted row ``b``; -1 after the row's end (built
         on each call, O(size): cache what you derive from it with :meth:`cached`).

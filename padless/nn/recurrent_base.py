@@ -7,8 +7,9 @@ constraints, ``dropout``/``recurrent_dropout``, ``seed``, ``return_sequences``, 
 ``GRU`` and ``SimpleRNN`` (their Keras signatures) live in :mod:`padless.nn.recurrent`. The weights live in a plain
 ``torch.nn.LSTM``/``GRU``/``RNN`` (``layer.rnn``); a batch arrives as a
 :class:`~padless.data.collate.RaggedBatch`. With Keras' default activations (tanh, sigmoid) it runs on the
-fused kernels (:func:`padless.nn.blocks.scan`: no step of padding on an exact plan, each row's own final
-state); other activations, ``recurrent_dropout`` while training, or ``reset_after=False`` run on the exact
+fused kernels (the packed engine of :mod:`padless.nn.engine`, one call for the whole batch, where it runs;
+else :func:`padless.nn.blocks.scan`, one dense call per block: no step of padding on an exact plan, each row's
+own final state); other activations, ``recurrent_dropout`` while training, or ``reset_after=False`` run on the exact
 per-step path (:func:`padless.nn.cells.run_cells`), which is slower (:attr:`Recurrent.path` says which).
 
 Also accepted as input (PyTorch users): a ``PackedSequence``, a ``(padded, lengths)`` pair, or an
@@ -40,6 +41,7 @@ from padless.nn.adapters import from_batch, to_batch
 from padless.nn.base import Layer, OnnxValue, State
 from padless.nn.blocks import scan
 from padless.nn.cells import run_cells
+from padless.nn.engine import packed_rnn, select_engine
 from padless.nn.recurrent_onnx import onnx_direction
 from padless.nn.weights import get_constraint, get_regularizer, initialize, initializer_config
 
@@ -309,7 +311,7 @@ class Recurrent(Layer):
         if self.go_backwards:
             data = data.index_select(0, batch.plan.tensor("reverse_index", data.device))
         if self.path == "fused":
-            out, states = scan(self.rnn, data, batch, hx, want)  # type: ignore[arg-type]
+            out, states = self._fused(data, batch, hx, want)
         else:
             self._notice()
             rmask = (self._row_mask(batch, self.units, self.recurrent_dropout, data)
@@ -324,6 +326,19 @@ class Recurrent(Layer):
         if reg is not None and self.training:  # Keras: the penalty of the layer's output, per sample
             self._activity = reg(seq.valid_data() if self.return_sequences else last) / batch.batch_size
         return RunOutput(seq, last, states)
+
+    def _fused(self, data: torch.Tensor, batch: RaggedBatch, hx: State | None, want: bool
+               ) -> tuple[torch.Tensor, State | None]:
+        """The fused kernels: the packed engine (one call for the whole batch) on an exact plan when it runs
+        here, else one dense call per block (:func:`padless.nn.blocks.scan`)."""
+        mode = {"lstm": "lstm", "gru": "gru"}.get(self.kind, "rnn_tanh" if self.activation == "tanh" else "")
+        if not (mode and batch.plan.exact) or select_engine(data.device, data.dtype).engine == "blocks":
+            return scan(self.rnn, data, batch, hx, want)  # type: ignore[arg-type]
+        rnn = self.rnn
+        y, h, c = packed_rnn(mode, data, batch.plan.batch_sizes(), rnn.weight_ih_l0, rnn.weight_hh_l0,  # type: ignore[union-attr]
+                             rnn.bias_ih_l0 if self.use_bias else None, rnn.bias_hh_l0 if self.use_bias else None,  # type: ignore[union-attr]
+                             None if hx is None else hx[0][0], None if (hx is None or mode != "lstm") else hx[1][0])
+        return y, ((h.unsqueeze(0), c.unsqueeze(0)) if c is not None else (h.unsqueeze(0),))
 
     def _notice(self) -> None:
         key = f"{type(self).__name__}:{self.activation}:{self.recurrent_activation}:{self.recurrent_dropout}"

@@ -41,7 +41,7 @@ from padless.train.distributed.sharding import shard_eval
 from padless.train.prepare import prepare_inputs, prepare_targets, sample_weights_for
 from padless.train.progress import Progress
 from padless.train.state import EpochTotals
-from padless.train.steps import BatchStepper, Step, forward_loss
+from padless.train.steps import BatchStepper, Step, forward_loss, packed_engine_runs
 from padless.train.tbptt import SlotScheduler, check_tbptt, tbptt_steps
 
 __all__ = ["EvalResult", "run_eval", "eval_source", "evaluate", "predict", "check_batch_size", "check_verbose",
@@ -254,7 +254,8 @@ def predict(model: Graph, compiled: Compiled | None, x: Any, batch_size: int | N
         callbacks.on_predict_begin({})
     if tbptt is not None:
         check_tbptt(model)
-        sched = SlotScheduler(xr.lengths, bs, tbptt, shuffle=False)
+        sched = SlotScheduler(xr.lengths, bs, tbptt, shuffle=False,
+                              start="immediate" if packed_engine_runs(device) else "window")
         prog = Progress(len(sched), None, None, verbose=v)
         steps = tbptt_steps(model, xr, None, sched, device, merge_cost=merge_cost)
     else:

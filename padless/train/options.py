@@ -65,6 +65,7 @@ class FitOptions:
     validation_batch_size: int | None = None
     validation_freq: int = 1
     merge_cost: float | str = "auto"
+    tbptt_start: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is None:
@@ -103,7 +104,8 @@ class FitOptions:
         """Every setting that changes the batches (a resumed or distributed run must match all of them)."""
         return {"sequences": sequences, "lengths": lengths_digest, "batch_size": self.batch_size, "tbptt": self.tbptt,
                 "batching": self.batching, "shuffle": bool(self.shuffle), "world_size": world_size,
-                "validation": validation, "max_steps": self.max_steps, "steps_per_epoch": self.steps_per_epoch}
+                "validation": validation, "max_steps": self.max_steps, "steps_per_epoch": self.steps_per_epoch,
+                "tbptt_start": self.tbptt_start}
 
 
 def check_stateful(model: Any, o: FitOptions, n: int) -> None:

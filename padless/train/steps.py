@@ -35,22 +35,34 @@ from padless.data.collate import RaggedBatch, collate
 from padless.data.inputs import Targets
 from padless.data.ragged import RaggedArray
 from padless.errors import DataError
+from padless.nn.engine import select_engine
 from padless.nn.graph import Graph
 from padless.train.compile import Compiled
 
 __all__ = ["Step", "BatchStepper", "StepOutput", "forward_loss", "local_backward", "merge_cost_for", "DEFAULT_MERGE_COST",
-           "per_step_targets"]
+           "per_step_targets", "packed_engine_runs"]
 
 # A kernel call's overhead, in row-steps, above which neighbouring segments are merged (padding a few
 # steps instead of calling the kernel again). Measured by benchmarks/run.py; 0 disables merging.
 DEFAULT_MERGE_COST = 100.0
 
 
-def merge_cost_for(model: Graph, merge_cost: float | str = "auto") -> float:
-    """The merge cost to lay out batches for ``model`` (0 when a layer needs exact final states)."""
+def merge_cost_for(model: Graph, merge_cost: float | str = "auto", device: torch.device | str = "cpu") -> float:
+    """The merge cost to lay out batches for ``model``: 0 (exact, padding-free plans) when a layer needs exact
+    final states or when the packed engine runs the recurrent layers (one call per layer whatever the plan);
+    else :data:`DEFAULT_MERGE_COST` (padding instead of a dense kernel call)."""
     if model.needs_exact_states:
         return 0.0
-    return DEFAULT_MERGE_COST if merge_cost == "auto" else float(merge_cost)
+    if merge_cost != "auto":
+        return float(merge_cost)
+    if packed_engine_runs(device):
+        return 0.0
+    return DEFAULT_MERGE_COST
+
+
+def packed_engine_runs(device: torch.device | str = "cpu") -> bool:
+    """True when the packed engine (or cuDNN's packed call) runs float32 recurrent layers on ``device``."""
+    return select_engine(device, torch.float32).engine != "blocks"
 
 
 @dataclass
@@ -111,7 +123,7 @@ class BatchStepper:
                  sample_weights: torch.Tensor | None = None) -> None:
         self.per_step = model.returns_sequences
         self.xr, self.targets, self.device = xr, targets, torch.device(device)
-        self.merge_cost = merge_cost_for(model, merge_cost)
+        self.merge_cost = merge_cost_for(model, merge_cost, self.device)
         self.integer = integer
         self.sample_weights = sample_weights
 

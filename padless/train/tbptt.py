@@ -304,7 +304,7 @@ class TbpttStepper:
         self.xr, self.targets, self.slots, self.device = xr, targets, int(slots), torch.device(device)
         self.per_step = model.returns_sequences
         self.sizes = [list(layer.state_sizes) for layer in model.state_layers]
-        self.merge_cost = merge_cost_for(model, merge_cost)
+        self.merge_cost = merge_cost_for(model, merge_cost, self.device)
         self.integer = integer
         self.carry = SlotStates()
 

@@ -54,7 +54,7 @@ from padless.train.progress import Progress
 from padless.train.rng import restore_rng
 from padless.train.run_checkpoints import CheckpointSteps
 from padless.train.state import EpochTotals, RunState
-from padless.train.steps import BatchStepper, Step, forward_loss, local_backward
+from padless.train.steps import BatchStepper, Step, forward_loss, local_backward, packed_engine_runs
 from padless.train.tbptt import SlotScheduler, TbpttStepper, check_tbptt
 
 __all__ = ["Trainer", "FitOptions", "RankZeroPlaceholder"]
@@ -160,6 +160,8 @@ class Trainer(CheckpointSteps):
                 model.to(self.ctx.device)
                 c.device = self.ctx.device
         ensure_optimizer(model, c)
+        if o.tbptt is not None and o.tbptt_start is None:  # one kernel call per window whatever the starts
+            o.tbptt_start = "immediate" if packed_engine_runs(c.device) else "window"
         self.fingerprint = o.fingerprint(len(xr), fingerprint_digest(xr.lengths), self.world_size,
                                          0 if self.val is None else len(self.val[0]))
         if self.ctx is not None:
@@ -190,6 +192,7 @@ class Trainer(CheckpointSteps):
         o, W = self.options, self.world_size
         if o.tbptt is not None:
             return SlotScheduler(self.xr.lengths, int(o.batch_size) * W, o.tbptt, shuffle=o.shuffle, seed=seed,  # type: ignore[operator]
+                                 start=o.tbptt_start or "window",
                                  rank=self.rank, world_size=W)
         return make_sampler(o.batching, self.xr.lengths, o.batch_size, o.shuffle, seed, rank=self.rank,
                             world_size=W, max_steps=o.max_steps)
