@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="run the throughput benchmark and print its table",
                        epilog="Example: padless bench --repeats 5")
-    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--repeats", type=int, default=None, help="rounds per workload (default: each workload's own)")
+    b.add_argument("--only", default=None, help="comma-separated workloads (default: all; see benchmarks/run.py)")
     b.add_argument("--quick", action="store_true")
     b.set_defaults(func=cmd_bench)
     return ap

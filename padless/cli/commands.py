@@ -123,7 +123,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
     if not script.exists():
         raise ConfigError("the benchmark script ships with the source tree (benchmarks/run.py); run from a clone")
-    sys.argv = [str(script)] + (["--quick"] if a.quick else []) + ["--repeats", str(a.repeats)]
+    sys.argv = [str(script)] + (["--quick"] if a.quick else []) + (["--repeats", str(a.repeats)] if a.repeats else []) \
+        + (["--only", a.only] if a.only else [])
     ns = runpy.run_path(str(script))
     return int(ns["main"](sys.argv[1:]))
 

@@ -40,8 +40,9 @@ class Progress:
     """
 
     def __init__(self, total: int, epoch: int | None, epochs: int | None, verbose: int = 1,
-                 stream: TextIO | None = None, width: int = 30) -> None:
+                 stream: TextIO | None = None, width: int = 30, note: str = "") -> None:
         self.total, self.epoch, self.epochs, self.verbose, self.width = total, epoch, epochs, verbose, width
+        self.note = f" - {note}" if note else ""  # e.g. which recurrent engine runs
         self.stream = stream or sys.stdout
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last = 0.0
@@ -72,13 +73,13 @@ class Progress:
             self.bar.update(done - self._done)
             self._done = done
             rate = real_steps / max(seconds, 1e-9)
-            self.bar.set_postfix_str(f"{format_logs(logs)} - {rate:,.0f} steps/s", refresh=False)
+            self.bar.set_postfix_str(f"{format_logs(logs)} - {rate:,.0f} steps/s{self.note}", refresh=False)
             return
         if seconds - self._last < 0.1 and done < self.total:
             return
         self._last = seconds
         rate = real_steps / max(seconds, 1e-9)
-        self.stream.write(f"\r{self._bar(done)} - {seconds:.1f}s - {format_logs(logs)} - {rate:,.0f} steps/s")
+        self.stream.write(f"\r{self._bar(done)} - {seconds:.1f}s - {format_logs(logs)} - {rate:,.0f} steps/s{self.note}")
         self.stream.flush()
 
     def finish(self, logs: dict[str, Any], seconds: float) -> None:
@@ -87,7 +88,7 @@ class Progress:
         if self.bar is not None:
             self.bar.update(self.total - self._done)
             if logs:
-                self.bar.set_postfix_str(format_logs(logs), refresh=False)
+                self.bar.set_postfix_str(format_logs(logs) + self.note, refresh=False)
             self.bar.close()
             return
         prefix = ""
@@ -96,5 +97,6 @@ class Progress:
         line = f"{prefix}{self._bar(self.total)} - {seconds:.1f}s"
         if logs:
             line += " - " + format_logs(logs)
+        line += self.note
         self.stream.write(("\r" if self.tty else "") + line + "\n")
         self.stream.flush()

@@ -40,7 +40,7 @@ from padless.nn.graph import Graph
 from padless.train.compile import Compiled
 
 __all__ = ["Step", "BatchStepper", "StepOutput", "forward_loss", "local_backward", "merge_cost_for", "DEFAULT_MERGE_COST",
-           "per_step_targets", "packed_engine_runs"]
+           "per_step_targets", "packed_engine_runs", "engine_note"]
 
 # A kernel call's overhead, in row-steps, above which neighbouring segments are merged (padding a few
 # steps instead of calling the kernel again). Measured by benchmarks/run.py; 0 disables merging.
@@ -63,6 +63,15 @@ def merge_cost_for(model: Graph, merge_cost: float | str = "auto", device: torch
 def packed_engine_runs(device: torch.device | str = "cpu") -> bool:
     """True when the packed engine (or cuDNN's packed call) runs float32 recurrent layers on ``device``."""
     return select_engine(device, torch.float32).engine != "blocks"
+
+
+def engine_note(model: Graph, device: torch.device | str = "cpu") -> str:
+    """``"engine packed"`` (or ``cudnn`` / ``blocks``): which engine runs ``model``'s recurrent layers, for the
+    progress line; ``""`` for a model without state layers (nothing recurrent to run)."""
+    if not model.state_layers:
+        return ""
+    dtype = next(iter(model.parameters()), torch.zeros(0)).dtype
+    return f"engine {select_engine(device, dtype).engine}"
 
 
 @dataclass

@@ -54,7 +54,7 @@ from padless.train.progress import Progress
 from padless.train.rng import restore_rng
 from padless.train.run_checkpoints import CheckpointSteps
 from padless.train.state import EpochTotals, RunState
-from padless.train.steps import BatchStepper, Step, forward_loss, local_backward, packed_engine_runs
+from padless.train.steps import BatchStepper, Step, engine_note, forward_loss, local_backward, packed_engine_runs
 from padless.train.tbptt import SlotScheduler, TbpttStepper, check_tbptt
 
 __all__ = ["Trainer", "FitOptions", "RankZeroPlaceholder"]
@@ -258,6 +258,7 @@ class Trainer(CheckpointSteps):
             cbs = [RankZeroPlaceholder() if type(cb).__name__ == "ModelCheckpoint" or getattr(cb, "rank_zero_only", False)
                    else cb for cb in cbs]
         params = {"epochs": self.options.epochs, "steps": len(self.source), "verbose": self.verbose}
+        self.engine = engine_note(self.model, self.compiled.device) if self.verbose else ""
         self.callbacks = CallbackList(cbs + [self.history], self.owner, params)
         self.nan_ok = self.ctx is None and any(getattr(cb, "handles_nan", False) for cb in cbs)  # TerminateOnNaN
         self.history.params = params
@@ -287,7 +288,7 @@ class Trainer(CheckpointSteps):
         totals = self.partial if resumed and self.partial is not None else EpochTotals.zero(self.keys, self.compiled.sum_sizes)
         self.partial = None
         self.state.epoch, self.state.position = epoch, totals.steps_done
-        progress = Progress(n_steps, epoch, self.options.epochs, verbose=self.verbose)
+        progress = Progress(n_steps, epoch, self.options.epochs, verbose=self.verbose, note=self.engine)
         seconds0, t0 = totals.seconds, time.perf_counter()
         for step in self.epoch_steps(n_steps - totals.steps_done):
             i = totals.steps_done

@@ -14,6 +14,7 @@ from padless.data.collate import RaggedBatch
 from padless.layers import GRU, LSTM, Bidirectional, SimpleRNN
 
 TOL = dict(rtol=1e-5, atol=1e-5)
+pytestmark = pytest.mark.usefixtures("each_engine")  # packed and block engine alike
 torch.set_num_threads(1)
 
 
@@ -232,3 +233,16 @@ def test_long_segments_cut_into_chained_calls_stay_exact(merge_cost):
         total.backward()
         torch.testing.assert_close(g, layer.rnn.weight_hh_l0.grad, **TOL)
         torch.testing.assert_close(gx, xs[0].grad, **TOL)
+
+
+def test_the_engine_in_force_runs_the_layer(each_engine, monkeypatch):
+    """Under ``PADLESS_ENGINE=blocks`` no packed call happens; under ``auto`` (where it builds) exactly one
+    per layer and batch - so the module's other tests really cover both engines."""
+    import padless.nn.recurrent_base as rb
+
+    calls = []
+    real = rb.packed_rnn
+    monkeypatch.setattr(rb, "packed_rnn", lambda *a, **k: calls.append(1) or real(*a, **k))
+    layer = LSTM(5, input_size=3, return_sequences=True)
+    layer.run(RaggedBatch.from_list(_seqs([4, 2, 1], 3)), want_states=True)
+    assert len(calls) == (0 if each_engine == "blocks" else 1)

@@ -11,6 +11,7 @@ from padless import Sequential, StateError
 from padless.layers import GRU, LSTM, Dense
 
 TOL = dict(rtol=1e-5, atol=1e-5)
+pytestmark = pytest.mark.usefixtures("each_engine")  # packed and block engine alike
 
 
 def _model(B=3, cls=LSTM):

@@ -11,6 +11,8 @@ import padless.datasets as ds
 from padless import ConfigError, DataError, Sequential, Stream
 from padless.layers import GRU, LSTM, Bidirectional, Dense, Normalization
 
+pytestmark = pytest.mark.usefixtures("each_engine")  # packed and block engine alike
+
 
 def _model(F, per_step):
     torch.manual_seed(0)

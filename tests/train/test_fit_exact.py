@@ -16,6 +16,7 @@ from padless.layers import GRU, LSTM, Bidirectional, Dense
 from padless.data.sources import make_sampler
 
 TOL = dict(rtol=1e-5, atol=1e-5)
+pytestmark = pytest.mark.usefixtures("each_engine")  # packed and block engine alike
 MODES = ["bucket", "exact", "random", "auto"]
 
 

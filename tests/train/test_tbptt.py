@@ -16,6 +16,7 @@ from padless.data.inputs import Targets
 from padless.train.tbptt import SlotScheduler, tbptt_steps
 
 TOL = dict(rtol=1e-5, atol=1e-5)
+pytestmark = pytest.mark.usefixtures("each_engine")  # packed and block engine alike
 
 
 @settings(max_examples=40, deadline=None)
