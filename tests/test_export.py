@@ -179,7 +179,7 @@ def test_masking_model_and_padded_input(tmp_path):
 
 
 @pytest.mark.parametrize("act", ["linear", "relu", "elu", "selu", "gelu", "softplus", "swish", "tanh", "sigmoid",
-                                 "softmax", "log_softmax"])
+                                 "softmax", "log_softmax", "asinh"])
 def test_dense_activations(act, tmp_path):
     torch.manual_seed(1)
     m = Sequential([GRU(4, return_sequences=True, input_size=F), Dense(5, activation=act)])

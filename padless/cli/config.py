@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from padless.errors import ConfigError
+from padless.recipes.classify import RECIPES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,8 +60,7 @@ class TrainConfig:
     fill: str | None = _opt(None, "long table: fill NaN features (ffill, bfill, zero, mean); refused by default",
                             choices=["ffill", "bfill", "zero", "mean"])
     model: str = _opt("auto", "classifier recipe: auto (chosen on a validation part of the training data within "
-                               "--budget), bigru, fcn, fcn-z, lstm-fcn, lstm-fcn-z, resnet, resnet-z",
-                      choices=["auto", "bigru", "fcn", "fcn-z", "lstm-fcn", "lstm-fcn-z", "resnet", "resnet-z"])
+                               "--budget), " + ", ".join(RECIPES), choices=["auto", *RECIPES])
     budget: float = _opt(300.0, "seconds --model auto may spend choosing (the candidates share it)", metavar="S")
     layers: str | None = _opt(None, "recurrent stack replacing the recipe, e.g. lstm:100,lstm:100 or bigru:64,gru:64")
     units: int = _opt(64, "width of the default recipe's layers")

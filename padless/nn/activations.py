@@ -61,10 +61,11 @@ ACTIVATIONS: dict[str, Activation] = {
     "hard_sigmoid": _hard_sigmoid,
     "log_softmax": _log_softmax,
     "exponential": torch.exp,
+    "asinh": torch.asinh,  # not a Keras name: a signed log (asinh(x) ~ sign(x) log 2|x|) for heavy-tailed inputs
 }
 
 _BY_FUNCTION: dict[Any, str] = {
-    torch.sigmoid: "sigmoid", torch.tanh: "tanh", torch.relu: "relu", torch.selu: "selu", torch.exp: "exponential",
+    torch.sigmoid: "sigmoid", torch.tanh: "tanh", torch.relu: "relu", torch.selu: "selu", torch.exp: "exponential", torch.asinh: "asinh",
     nn.functional.sigmoid: "sigmoid", nn.functional.tanh: "tanh", nn.functional.relu: "relu",
     nn.functional.elu: "elu", nn.functional.gelu: "gelu", nn.functional.softplus: "softplus",
     nn.functional.silu: "swish", nn.functional.softsign: "softsign", nn.functional.hardsigmoid: "hard_sigmoid",
@@ -118,7 +119,7 @@ def activation_onnx(g: Any, name: str | None, x: str, where: str) -> str:
     if key == "log_softmax":
         return g.op("LogSoftmax", [x], "log_softmax", axis=-1)
     simple = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "elu": "Elu", "selu": "Selu",
-              "softsign": "Softsign", "exponential": "Exp"}
+              "softsign": "Softsign", "exponential": "Exp", "asinh": "Asinh"}
     if key in simple:
         return g.op(simple[key], [x], key)
     if key in ("swish", "silu"):

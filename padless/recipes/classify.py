@@ -5,7 +5,11 @@ builders: ``bigru`` (data-set standardisation, a bidirectional GRU, dropout, sof
 convolutional network of Wang et al. 2017: three ``Conv1D`` + ``BatchNormalization`` + ReLU blocks and global
 average pooling, every window stopping at each sequence's own end), ``lstm-fcn`` (Karim et al. 2018: the FCN
 branch beside an LSTM branch, concatenated) and ``resnet`` (three residual blocks of the FCN's shape), each
-with data-set standardisation of the features, or (``-z``) each sequence z-normalised on its own. The
+with data-set standardisation of the features, (``-z``) each sequence z-normalised on its own, or
+(``-zd``) both side by side as ``2F`` input channels (the shape of a series and its amplitude), or
+(``-zl``) the z-normalised channels beside standardised ``asinh(x)``, a signed log for amplitudes that span
+decades. Plain
+baselines: ``lstm`` and ``gru`` (data-set standardisation, two recurrent layers of 100, softmax). The
 recipes' hyper-parameters were chosen on validation data carved from training splits only (see
 ``benchmarks/ACCURACY.md`` for the protocol and the figures).
 
@@ -25,11 +29,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
+from padless.data.ragged import RaggedArray
 from padless.errors import ConfigError
 from padless.models import Model, Sequential
 from padless.nn.bidirectional import Bidirectional
 from padless.nn.conv import Conv1D
-from padless.nn.core import Dense, Dropout, Normalization, ReLU
+from padless.nn.core import Activation, Dense, Dropout, Normalization, ReLU
 from padless.nn.functional import Input
 from padless.nn.merge import Add, Concatenate
 from padless.nn.normalization import BatchNormalization
@@ -39,7 +46,7 @@ from padless.nn.sequence_norm import SequenceStandardization
 from padless.recipes.tasks import StepDecay
 from padless.train.callbacks import Callback
 
-__all__ = ["Recipe", "RECIPES", "recipe", "fcn", "lstm_fcn", "resnet", "bigru"]
+__all__ = ["Recipe", "RECIPES", "recipe", "fcn", "lstm_fcn", "resnet", "bigru", "stacked"]
 
 
 @dataclass
@@ -83,31 +90,48 @@ def _norm(F: int, x_train: Any) -> Normalization:
     return norm
 
 
-def _conv_block(x: Any, filters: int, kernel: int, activation: bool = True) -> Any:
+def _inputs(F: int, x_train: Any, standardise: str) -> tuple[Any, Any]:
+    """``(Input, normalised tensor)``: ``"dataset"`` statistics, ``"sequence"`` z-normalisation, ``"both"``
+    concatenated (``2F`` channels), or ``"log"``: the z-normalised channels beside data-set standardised
+    ``asinh(x)`` (a signed log: amplitudes that span decades, such as appliance currents, stay comparable)."""
+    if standardise not in ("dataset", "sequence", "both", "log"):
+        raise ConfigError(f"standardise must be 'dataset', 'sequence', 'both' or 'log'; got {standardise!r}")
+    inp = Input(shape=(None, F))
+    if standardise == "dataset":
+        return inp, _norm(F, x_train)(inp)
+    if standardise == "sequence":
+        return inp, SequenceStandardization()(inp)
+    if standardise == "both":
+        return inp, Concatenate()([SequenceStandardization()(inp), _norm(F, x_train)(inp)])
+    logs = None if x_train is None else RaggedArray(np.arcsinh(np.asarray(x_train.values, np.float64)), x_train.offsets)
+    return inp, Concatenate()([SequenceStandardization()(inp), _norm(F, logs)(Activation("asinh")(inp))])
+
+
+def _conv_block(x: Any, filters: int, kernel: int, activation: bool = True, dilation: int = 1) -> Any:
     """``Conv1D(filters, kernel, same) -> BatchNormalization [-> ReLU]`` (windows stop at each sequence's end)."""
-    x = BatchNormalization()(Conv1D(filters, kernel, padding="same")(x))
+    x = BatchNormalization()(Conv1D(filters, kernel, padding="same", dilation_rate=dilation)(x))
     return ReLU()(x) if activation else x
 
 
 def fcn(F: int, K: int, x_train: Any = None, filters: tuple[int, int, int] = (128, 256, 128),
-        standardise: str = "dataset") -> Model:
-    """The FCN: ``[Conv1D(f, k, same) -> BatchNorm -> ReLU] x 3 -> GlobalAveragePooling1D -> softmax``."""
-    inp = Input(shape=(None, F))
-    x = SequenceStandardization()(inp) if standardise == "sequence" else _norm(F, x_train)(inp)
-    for f, k in zip(filters, (8, 5, 3)):
-        x = _conv_block(x, f, k)
+        standardise: str = "dataset", dilations: tuple[int, int, int] = (1, 1, 1)) -> Model:
+    """The FCN: ``[Conv1D(f, k, same) -> BatchNorm -> ReLU] x 3 -> GlobalAveragePooling1D -> softmax``
+    (``dilations`` widen the receptive field at no extra cost: (1, 8, 64) sees 167 steps instead of 14)."""
+    inp, x = _inputs(F, x_train, standardise)
+    for f, k, d in zip(filters, (8, 5, 3), dilations):
+        x = _conv_block(x, f, k, dilation=d)
     out = Dense(K, activation="softmax")(GlobalAveragePooling1D()(x))
     return Model(inp, out, name="fcn")
 
 
 def lstm_fcn(F: int, K: int, x_train: Any = None, filters: tuple[int, int, int] = (128, 256, 128),
-             units: int = 64, dropout: float = 0.8, standardise: str = "dataset") -> Model:
+             units: int = 64, dropout: float = 0.8, standardise: str = "dataset",
+             dilations: tuple[int, int, int] = (1, 1, 1)) -> Model:
     """LSTM-FCN: the FCN branch beside ``LSTM(units) -> Dropout``, concatenated, softmax."""
-    inp = Input(shape=(None, F))
-    x = SequenceStandardization()(inp) if standardise == "sequence" else _norm(F, x_train)(inp)
+    inp, x = _inputs(F, x_train, standardise)
     c = x
-    for f, k in zip(filters, (8, 5, 3)):
-        c = _conv_block(c, f, k)
+    for f, k, d in zip(filters, (8, 5, 3), dilations):
+        c = _conv_block(c, f, k, dilation=d)
     c = GlobalAveragePooling1D()(c)
     r = Dropout(dropout)(LSTM(units)(x))
     out = Dense(K, activation="softmax")(Concatenate()([c, r]))
@@ -117,8 +141,7 @@ def lstm_fcn(F: int, K: int, x_train: Any = None, filters: tuple[int, int, int] 
 def resnet(F: int, K: int, x_train: Any = None, filters: tuple[int, int, int] = (64, 128, 128),
            standardise: str = "dataset") -> Model:
     """ResNet (Wang et al. 2017): three residual blocks of three conv layers (8, 5, 3), GAP, softmax."""
-    inp = Input(shape=(None, F))
-    x = SequenceStandardization()(inp) if standardise == "sequence" else _norm(F, x_train)(inp)
+    inp, x = _inputs(F, x_train, standardise)
     for f in filters:
         h = _conv_block(x, f, 8)
         h = _conv_block(h, f, 5)
@@ -134,8 +157,19 @@ def bigru(F: int, K: int, x_train: Any = None, units: int = 64, dropout: float =
     return Sequential([_norm(F, x_train), Bidirectional(GRU(units)), Dropout(dropout), Dense(K, activation="softmax")])
 
 
+def stacked(F: int, K: int, x_train: Any = None, kind: str = "lstm", units: int = 100) -> Sequential:
+    """The plain baseline: data-set standardisation, ``LSTM|GRU(units, return_sequences) -> LSTM|GRU(units)``,
+    softmax (the classic Keras stack)."""
+    cls = {"lstm": LSTM, "gru": GRU}[kind]
+    return Sequential([_norm(F, x_train), cls(units, return_sequences=True), cls(units),
+                       Dense(K, activation="softmax")])
+
+
 _CONV_FIT = {"epochs": 60, "batch_size": 16}
 _Z = {"standardise": "sequence"}
+_ZD = {"standardise": "both"}
+_ZL = {"standardise": "log"}
+_RNN_FIT = {"epochs": 40, "batch_size": 16}
 
 RECIPES: dict[str, Recipe] = {
     "bigru": Recipe("bigru", "data-set standardisation, bidirectional GRU(64), dropout 0.2", bigru,
@@ -149,6 +183,20 @@ RECIPES: dict[str, Recipe] = {
                          options=dict(_Z)),
     "resnet": Recipe("resnet", "data-set standardisation, ResNet (3 residual conv blocks), GAP", resnet, dict(_CONV_FIT)),
     "resnet-z": Recipe("resnet-z", "per-sequence z-normalisation, ResNet", resnet, dict(_CONV_FIT), options=dict(_Z)),
+    "fcn-zd": Recipe("fcn-zd", "per-sequence z-normalised and data-set standardised channels side by side, FCN", fcn,
+                     dict(_CONV_FIT), options=dict(_ZD)),
+    "lstm-fcn-zd": Recipe("lstm-fcn-zd", "both normalisations side by side, LSTM-FCN", lstm_fcn, dict(_CONV_FIT),
+                          options=dict(_ZD)),
+    "fcn-zl": Recipe("fcn-zl", "per-sequence z-normalised channels beside standardised asinh(x), FCN", fcn,
+                     dict(_CONV_FIT), options=dict(_ZL)),
+    "lstm-fcn-zl": Recipe("lstm-fcn-zl", "z-normalised and standardised asinh(x) channels, LSTM-FCN", lstm_fcn,
+                          dict(_CONV_FIT), options=dict(_ZL)),
+    "fcn-zl-dil": Recipe("fcn-zl-dil", "z-normalised and asinh channels, FCN with dilations 1/8/64 (a 167-step view)",
+                         fcn, dict(_CONV_FIT), options={**_ZL, "dilations": (1, 8, 64)}),
+    "lstm": Recipe("lstm", "baseline: data-set standardisation, LSTM(100) -> LSTM(100), softmax", stacked,
+                   dict(_RNN_FIT), options={"kind": "lstm"}),
+    "gru": Recipe("gru", "baseline: data-set standardisation, GRU(100) -> GRU(100), softmax", stacked,
+                  dict(_RNN_FIT), options={"kind": "gru"}),
 }
 
 

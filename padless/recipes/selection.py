@@ -1,7 +1,8 @@
 """Choosing a classifier recipe for data it has never seen: by validation accuracy, within a time budget.
 
 Owns: :func:`stratified_split` (a validation part carved from the *training* data, every class in
-proportion), :func:`select_recipe` (train every candidate on the rest within its share of the budget,
+proportion), :func:`train_recipe` (build, seed and train one recipe as ``padless train`` does),
+:func:`select_recipe` (train every candidate on the rest within its share of the budget,
 score it on the validation part, pick the best - the test split is never looked at) and :class:`Selection`
 (what was tried, the scores, the time, and why the winner won; saved with the model and printed by
 ``padless train``). Does not own: the recipes (:mod:`padless.recipes.classify`) or the final training.
@@ -27,9 +28,9 @@ from padless.errors import ConfigError
 from padless.recipes.classify import recipe
 from padless.train.callbacks import Callback
 
-__all__ = ["Selection", "stratified_split", "select_recipe", "AUTO_CANDIDATES", "DEFAULT_BUDGET_S"]
+__all__ = ["Selection", "stratified_split", "train_recipe", "Trained", "select_recipe", "AUTO_CANDIDATES", "DEFAULT_BUDGET_S"]
 
-AUTO_CANDIDATES = ("lstm-fcn", "lstm-fcn-z", "bigru")
+AUTO_CANDIDATES = ("lstm-fcn", "fcn-zl-dil", "bigru")
 """The recipes ``padless train --model auto`` (the default) chooses among."""
 
 DEFAULT_BUDGET_S = 300.0
@@ -85,6 +86,46 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.
     return np.setdiff1d(np.arange(y.size), va), va
 
 
+@dataclass
+class Trained:
+    """What :func:`train_recipe` returns: the trained model, the training seconds and the epochs run."""
+
+    model: Any
+    seconds: float
+    epochs: int
+
+
+def train_recipe(name: str, x: RaggedArray, y: np.ndarray, num_classes: int | None = None, seed: int = 0,
+                 epochs: int | None = None, budget_s: float | None = None) -> Trained:
+    """Build recipe ``name`` (normalisation adapted on ``x``), seed it and train it on ``(x, y)``.
+
+    Args:
+        name: a recipe name (:data:`~padless.recipes.classify.RECIPES`).
+        x: training sequences; y: their class ids.
+        num_classes: classes (default ``max(y) + 1``).
+        seed: seeds the weights and the batch order.
+        epochs: epochs (default: the recipe's; the learning-rate schedule follows them).
+        budget_s: stop at the first epoch end after this many seconds (default: no limit).
+
+    Example:
+        >>> import numpy as np
+        >>> x = RaggedArray.from_list([np.ones((n, 1), np.float32) * (n % 2) for n in range(3, 9)])
+        >>> t = train_recipe("gru", x, np.arange(6) % 2, epochs=1)
+        >>> t.epochs, t.model.output_shape
+        (1, (None, 2))
+    """
+    r = recipe(name)
+    y = np.asarray(y)
+    n_epochs = int(epochs if epochs is not None else r.fit["epochs"])
+    torch.manual_seed(seed)
+    model = r.build(x.num_features, int(num_classes if num_classes is not None else y.max() + 1), x)
+    deadline = _Deadline(float("inf") if budget_s is None else budget_s)
+    t0 = time.perf_counter()
+    model.fit(x, y, epochs=n_epochs, batch_size=r.fit["batch_size"], batching=r.fit.get("batching", "auto"),
+              verbose=0, seed=seed, callbacks=r.callbacks(n_epochs) + [deadline], distributed=False)
+    return Trained(model, time.perf_counter() - t0, deadline.epochs_done)
+
+
 class _Deadline(Callback):
     """Stop training once ``seconds`` have passed (checked at every epoch end)."""
 
@@ -122,17 +163,9 @@ def select_recipe(x: RaggedArray, y: np.ndarray, candidates: Sequence[str] = AUT
     sel = Selection(chosen=candidates[0], budget_s=float(budget_s), val_fraction=float(val_fraction))
     share = float(budget_s) / max(len(candidates), 1)
     for name in candidates:
-        r = recipe(name)
-        n_epochs = int(epochs if epochs is not None else r.fit["epochs"])
-        torch.manual_seed(seed)
-        model = r.build(x.num_features, K, xtr)
-        deadline = _Deadline(share)
-        t0 = time.perf_counter()
-        model.fit(xtr, ytr, epochs=n_epochs, batch_size=r.fit["batch_size"], verbose=0, seed=seed,
-                  callbacks=r.callbacks(n_epochs) + [deadline], distributed=False)
-        sel.seconds[name] = time.perf_counter() - t0
-        sel.epochs[name] = deadline.epochs_done
-        sel.scores[name] = float(model.evaluate(xva, yva, verbose=0, return_dict=True, distributed=False)["accuracy"])
+        t = train_recipe(name, xtr, ytr, K, seed=seed, epochs=epochs, budget_s=share)
+        sel.seconds[name], sel.epochs[name] = t.seconds, t.epochs
+        sel.scores[name] = float(t.model.evaluate(xva, yva, verbose=0, return_dict=True, distributed=False)["accuracy"])
     best = max(candidates, key=lambda n: (sel.scores[n], -list(candidates).index(n)))
     sel.chosen = best
     others = ", ".join(f"{n} {sel.scores[n]:.3f}" for n in candidates if n != best)
