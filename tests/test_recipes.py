@@ -101,7 +101,8 @@ def test_stratified_split_keeps_one_of_every_pair_and_refuses_what_it_cannot_do(
 def test_selection_follows_validation_scores_and_says_why():
     x, y = _toy(30)
     sel = select_recipe(x, y, candidates=("gru", "fcn"), budget_s=120, seed=0, epochs=1)
-    assert set(sel.scores) == {"gru", "fcn"} and sel.chosen == max(sel.scores, key=lambda n: (sel.scores[n], n == "gru"))
+    assert set(sel.scores) == {"gru", "fcn"}
+    assert sel.chosen == max(sel.scores, key=lambda n: (sel.scores[n], n == "gru"))
     assert "validation accuracy" in sel.reason and "of 30 training" in sel.reason
     assert json.loads(json.dumps(sel.to_dict()))["chosen"] == sel.chosen
     # the held-out part is the stratified split of the training data: its size is in the reason

@@ -203,7 +203,8 @@ def read_long_table(
     try:
         table = _read(src, cols, opts)
         if work is None or target_out is None:
-            assert table is not None
+            if table is None:
+                raise DataError("the long table produced no arrays; pass out_dir= or check the file has rows")
             return table
         commit(work, target_out)
         return LongTable.load(target_out)

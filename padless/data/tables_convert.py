@@ -357,7 +357,8 @@ def _finish(plan: Plan, offsets: np.ndarray, x: Arr, times: Arr | None, y: Arr |
 def _sort_chunk(
     plan: Plan, s0: int, local: np.ndarray, v: np.ndarray, times: Arr | None, y: Arr | None, lo: int, hi: int
 ) -> None:
-    assert times is not None  # rows are only out of order when a time column was given
+    if times is None:  # rows are only out of order when a time column was given
+        raise DataError("rows of an id are out of order but no time column was given; pass time=COLUMN")
     seg = np.repeat(np.arange(local.shape[0] - 1), np.diff(local))  # (R,) sequence within the chunk
     with times.window(lo, hi) as tw:
         t = tw[:, 0]  # (R,)

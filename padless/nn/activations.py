@@ -65,7 +65,8 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 _BY_FUNCTION: dict[Any, str] = {
-    torch.sigmoid: "sigmoid", torch.tanh: "tanh", torch.relu: "relu", torch.selu: "selu", torch.exp: "exponential", torch.asinh: "asinh",
+    torch.sigmoid: "sigmoid", torch.tanh: "tanh", torch.relu: "relu", torch.selu: "selu", torch.exp: "exponential",
+    torch.asinh: "asinh",
     nn.functional.sigmoid: "sigmoid", nn.functional.tanh: "tanh", nn.functional.relu: "relu",
     nn.functional.elu: "elu", nn.functional.gelu: "gelu", nn.functional.softplus: "softplus",
     nn.functional.silu: "swish", nn.functional.softsign: "softsign", nn.functional.hardsigmoid: "hard_sigmoid",

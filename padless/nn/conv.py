@@ -192,7 +192,8 @@ class Conv1D(Layer):
                                 f"steps of each row); got {tuple(s.shape)}")
             context = batch.sort(s.to(batch.data.dtype)).view(B, C, F)
         tab, cols = gather_windows(batch, w, 0.0, context)  # (S_out, k, F)
-        assert self.kernel is not None
+        if self.kernel is None:
+            raise ConfigError(f"{self.describe()} has no weights yet: build it (call it on data or give input_size)")
         K = self.kernel.reshape(-1, self.filters)  # (k*F, filters)
         flat = cols.reshape(cols.shape[0], -1)  # (S_out, k*F)
         y = torch.addmm(self.bias, flat, K) if self.bias is not None else flat @ K  # (S_out, filters)

@@ -167,7 +167,8 @@ class LayerNormalization(Layer):
     def forward(self, x: Any) -> Any:
         if not self.built:
             self.build(int((x.data if isinstance(x, RaggedBatch) else x).shape[-1]))
-        assert self.input_size is not None
+        if self.input_size is None:
+            raise ConfigError(f"{self.describe()} has no input size yet: build it (call it on data or give input_size)")
         shape = (self.input_size,)
         return map_values(x, lambda t: nn.functional.layer_norm(t, shape, self.gamma, self.beta, self.epsilon))
 

@@ -13,13 +13,13 @@ Example:
 
 from padless.recipes.classify import RECIPES, Recipe, recipe
 from padless.recipes.selection import (
-                                      AUTO_CANDIDATES,
-                                      DEFAULT_BUDGET_S,
-                                      Selection,
-                                      Trained,
-                                      select_recipe,
-                                      stratified_split,
-                                      train_recipe,
+                                       AUTO_CANDIDATES,
+                                       DEFAULT_BUDGET_S,
+                                       Selection,
+                                       Trained,
+                                       select_recipe,
+                                       stratified_split,
+                                       train_recipe,
 )
 from padless.recipes.tasks import CLASSIFIER_FIT, TASKS, StepDecay, parse_layers, sequence_classifier, task_model
 

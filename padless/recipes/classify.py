@@ -8,8 +8,8 @@ branch beside an LSTM branch, concatenated) and ``resnet`` (three residual block
 with data-set standardisation of the features, (``-z``) each sequence z-normalised on its own, or
 (``-zd``) both side by side as ``2F`` input channels (the shape of a series and its amplitude), or
 (``-zl``) the z-normalised channels beside standardised ``asinh(x)``, a signed log for amplitudes that span
-decades. Plain
-baselines: ``lstm`` and ``gru`` (data-set standardisation, two recurrent layers of 100, softmax). The
+decades. Plain baselines: ``lstm`` and ``gru`` (data-set standardisation, two recurrent layers of 100,
+softmax). The
 recipes' hyper-parameters were chosen on validation data carved from training splits only (see
 ``benchmarks/ACCURACY.md`` for the protocol and the figures).
 
@@ -31,7 +31,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from padless.data.ragged import RaggedArray
 from padless.errors import ConfigError
 from padless.models import Model, Sequential
 from padless.nn.bidirectional import Bidirectional
@@ -103,8 +102,10 @@ def _inputs(F: int, x_train: Any, standardise: str) -> tuple[Any, Any]:
         return inp, SequenceStandardization()(inp)
     if standardise == "both":
         return inp, Concatenate()([SequenceStandardization()(inp), _norm(F, x_train)(inp)])
-    logs = None if x_train is None else RaggedArray(np.arcsinh(np.asarray(x_train.values, np.float64)), x_train.offsets)
-    return inp, Concatenate()([SequenceStandardization()(inp), _norm(F, logs)(Activation("asinh")(inp))])
+    logs = Normalization(input_size=F)
+    if x_train is not None:  # the statistics of asinh(x), the values the layer will see
+        logs.adapt(np.arcsinh(np.asarray(x_train.values, np.float64))[None])  # (1, sum T, F)
+    return inp, Concatenate()([SequenceStandardization()(inp), logs(Activation("asinh")(inp))])
 
 
 def _conv_block(x: Any, filters: int, kernel: int, activation: bool = True, dilation: int = 1) -> Any:

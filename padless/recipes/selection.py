@@ -28,7 +28,8 @@ from padless.errors import ConfigError
 from padless.recipes.classify import recipe
 from padless.train.callbacks import Callback
 
-__all__ = ["Selection", "stratified_split", "train_recipe", "Trained", "select_recipe", "AUTO_CANDIDATES", "DEFAULT_BUDGET_S"]
+__all__ = ["Selection", "stratified_split", "train_recipe", "Trained", "select_recipe", "AUTO_CANDIDATES",
+           "DEFAULT_BUDGET_S"]
 
 AUTO_CANDIDATES = ("lstm-fcn", "fcn-zl-dil", "bigru")
 """The recipes ``padless train --model auto`` (the default) chooses among."""
@@ -121,8 +122,8 @@ def train_recipe(name: str, x: RaggedArray, y: np.ndarray, num_classes: int | No
     model = r.build(x.num_features, int(num_classes if num_classes is not None else y.max() + 1), x)
     deadline = _Deadline(float("inf") if budget_s is None else budget_s)
     t0 = time.perf_counter()
-    model.fit(x, y, epochs=n_epochs, batch_size=r.fit["batch_size"], batching=r.fit.get("batching", "auto"),
-              verbose=0, seed=seed, callbacks=r.callbacks(n_epochs) + [deadline], distributed=False)
+    model.fit(x, y, epochs=n_epochs, batch_size=r.fit["batch_size"], verbose=0, seed=seed,
+              callbacks=r.callbacks(n_epochs) + [deadline], distributed=False)
     return Trained(model, time.perf_counter() - t0, deadline.epochs_done)
 
 

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from padless.errors import StateError
+
 __all__ = ["blocks_rnn", "cudnn_rnn"]
 
 
@@ -30,7 +32,8 @@ def _dense(mode: str, xb: Tensor, h: Tensor, c: Tensor | None, params: list[Tens
            has_bias: bool) -> tuple[Tensor, Tensor, Tensor | None]:
     train = torch.is_grad_enabled()
     if mode == "lstm":
-        assert c is not None
+        if c is None:
+            raise StateError("an LSTM needs a cell state. Expected: a (B, H) tensor c. Received: None")
         out, hn, cn = torch._VF.lstm(xb, (h.unsqueeze(0), c.unsqueeze(0)), params, has_bias, 1, 0.0, train,
                                      False, False)
         return out, hn[0], cn[0]
@@ -63,7 +66,9 @@ def blocks_rnn(mode: str, x: Tensor, batch_sizes: list[int], w_ih: Tensor, w_hh:
             t1 += 1
         hb, cb = h[:rows], (c[:rows] if c is not None else None)
         if cut[t]:
-            assert reset is not None
+            if reset is None:
+                raise StateError("a plan with cut steps needs the per-row reset mask. Expected: a bool tensor "
+                                 "(sum T,). Received: None")
             keep = (~reset[int(off[t]):int(off[t]) + rows]).to(x.dtype).unsqueeze(1)
             hb = hb * keep
             cb = cb * keep if cb is not None else None

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from padless.errors import StateError
+
 __all__ = ["reference_rnn"]
 
 
@@ -21,7 +23,8 @@ def _cell(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tensor, w_hh:
     gi = F.linear(x, w_ih, b_ih)
     gh = F.linear(h, w_hh, b_hh)
     if mode == "lstm":
-        assert c is not None
+        if c is None:
+            raise StateError("an LSTM needs a cell state. Expected: a (B, H) tensor c. Received: None")
         i, f, g, o = (gi + gh).chunk(4, 1)
         c2 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c2), c2
